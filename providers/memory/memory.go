@@ -1,0 +1,243 @@
+// Package memory is an in-process provider FOR TESTS ONLY: its leases live
+// in one process's memory and vanish with it, so two service instances
+// never share a lock. It is the reference implementation of the provider
+// contract and runs the conformance suite in every `go test`.
+//
+// Store URL: "memory:".
+package memory
+
+import (
+	"context"
+	"crypto/subtle"
+	"fmt"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/hasplock/hasp/lock"
+	"github.com/hasplock/hasp/providers"
+)
+
+func init() {
+	providers.Register("memory", func(ctx context.Context, u *url.URL) (providers.Provider, error) {
+		if u.Opaque != "" || u.Host != "" || (u.Path != "" && u.Path != "/") {
+			return nil, fmt.Errorf("memory: store URL takes no address: %q", u.String())
+		}
+		return New(), nil
+	})
+}
+
+// Provider keeps leases in memory. Its fencing counters survive releases
+// and expiries, but not the process. Expiry is judged by its Clock.
+type Provider struct {
+	clock lock.Clock
+	*state
+}
+
+// state is shared by a provider and its views (see View).
+type state struct {
+	mu      sync.Mutex
+	locks   map[string]*record
+	tokens  map[string]int64 // last token issued per name; never deleted
+	changed chan struct{}    // closed and replaced on every release
+	closed  bool
+}
+
+type record struct {
+	leaseID  string
+	owner    string
+	token    int64
+	ttl      time.Duration
+	expires  time.Time
+	metadata string
+}
+
+var (
+	_ providers.Provider = (*Provider)(nil)
+	_ providers.Watcher  = (*Provider)(nil)
+)
+
+// Option configures a Provider.
+type Option func(*Provider)
+
+// WithClock makes the provider judge expiry by c instead of the system
+// clock.
+func WithClock(c lock.Clock) Option { return func(p *Provider) { p.clock = c } }
+
+// New returns an empty in-memory provider. It is for tests only.
+func New(opts ...Option) *Provider {
+	p := &Provider{
+		clock: lock.SystemClock{},
+		state: &state{
+			locks:   map[string]*record{},
+			tokens:  map[string]int64{},
+			changed: make(chan struct{}),
+		},
+	}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
+}
+
+// View returns a provider over the same leases that judges expiry by c, as
+// a second service instance with another clock would. Closing either
+// closes both.
+func (p *Provider) View(c lock.Clock) *Provider {
+	return &Provider{clock: c, state: p.state}
+}
+
+// Name returns "memory".
+func (p *Provider) Name() string { return "memory" }
+
+// live returns the unexpired record for name, deleting an expired one.
+func (p *Provider) live(name string, now time.Time) *record {
+	r := p.locks[name]
+	if r != nil && !now.Before(r.expires) {
+		delete(p.locks, name)
+		return nil
+	}
+	return r
+}
+
+func (p *Provider) check() error {
+	if p.closed {
+		return fmt.Errorf("memory: provider closed: %w", lock.ErrUnavailable)
+	}
+	return nil
+}
+
+// Acquire implements providers.Provider.
+func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.Lease, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.check(); err != nil {
+		return lock.Lease{}, err
+	}
+	now := p.clock.Now()
+	if r := p.live(req.Name, now); r != nil {
+		return lock.Lease{}, &lock.HeldError{
+			Name:       req.Name,
+			Holder:     r.holder(),
+			RetryAfter: r.expires.Sub(now),
+		}
+	}
+	p.tokens[req.Name]++
+	r := &record{
+		leaseID:  req.LeaseID,
+		owner:    req.Owner,
+		token:    p.tokens[req.Name],
+		ttl:      req.TTL,
+		expires:  lock.ExpiresAt(now, req.TTL),
+		metadata: req.Metadata,
+	}
+	p.locks[req.Name] = r
+	return r.lease(req.Name), nil
+}
+
+// Renew implements providers.Provider.
+func (p *Provider) Renew(ctx context.Context, req lock.RenewRequest) (lock.Lease, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.check(); err != nil {
+		return lock.Lease{}, err
+	}
+	now := p.clock.Now()
+	r := p.live(req.Name, now)
+	if r == nil || !sameID(r.leaseID, req.LeaseID) {
+		return lock.Lease{}, lock.ErrLeaseLost
+	}
+	if req.TTL != 0 {
+		r.ttl = req.TTL
+	}
+	r.expires = lock.ExpiresAt(now, r.ttl)
+	return r.lease(req.Name), nil
+}
+
+// Release implements providers.Provider.
+func (p *Provider) Release(ctx context.Context, req lock.ReleaseRequest) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.check(); err != nil {
+		return err
+	}
+	r := p.live(req.Name, p.clock.Now())
+	if r == nil || !sameID(r.leaseID, req.LeaseID) {
+		return lock.ErrLeaseLost
+	}
+	delete(p.locks, req.Name)
+	close(p.changed)
+	p.changed = make(chan struct{})
+	return nil
+}
+
+// Status implements providers.Provider.
+func (p *Provider) Status(ctx context.Context, name string) (lock.Status, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.check(); err != nil {
+		return lock.Status{}, err
+	}
+	r := p.live(name, p.clock.Now())
+	if r == nil {
+		return lock.Status{Name: name}, nil
+	}
+	return lock.Status{Name: name, Held: true, Holder: r.holder()}, nil
+}
+
+// WaitChange implements providers.Watcher: it returns on any release, when
+// the holder's lease (as last seen) expires, or when ctx ends.
+func (p *Provider) WaitChange(ctx context.Context, held *lock.HeldError) error {
+	p.mu.Lock()
+	ch := p.changed
+	r := p.locks[held.Name]
+	if r == nil || r.token != held.Holder.FencingToken {
+		p.mu.Unlock()
+		return nil // changed since the holder was observed
+	}
+	until := r.expires.Sub(p.clock.Now())
+	p.mu.Unlock()
+	if until <= 0 {
+		return nil
+	}
+	t := time.NewTimer(until)
+	defer t.Stop()
+	select {
+	case <-ch:
+		return nil
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Ping implements providers.Provider.
+func (p *Provider) Ping(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.check()
+}
+
+// Close implements providers.Provider; later calls fail as unavailable.
+func (p *Provider) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	return nil
+}
+
+func (r *record) holder() lock.Holder {
+	return lock.Holder{Owner: r.owner, FencingToken: r.token, ExpiresAt: r.expires, Metadata: r.metadata}
+}
+
+func (r *record) lease(name string) lock.Lease {
+	return lock.Lease{
+		Name: name, Owner: r.owner, LeaseID: r.leaseID, FencingToken: r.token,
+		TTL: r.ttl, ExpiresAt: r.expires, Metadata: r.metadata,
+	}
+}
+
+func sameID(a, b string) bool {
+	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}

@@ -1,0 +1,200 @@
+// Package service is hasp's one lock service: it validates requests by the
+// rules of API v1, generates lease ids, implements the server-side wait
+// once for every provider, and delegates storage to a providers.Provider.
+// Every front end (hasp serve, the Lambda, the Cloud Function, the Azure
+// handler) calls it through the api package.
+package service
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+
+	"github.com/hasplock/hasp/lock"
+	"github.com/hasplock/hasp/providers"
+)
+
+// DefaultOpTimeout bounds each call to the provider, so that a backend that
+// hangs answers 503 rather than holding the caller until its own timeout.
+const DefaultOpTimeout = 10 * time.Second
+
+// Service validates requests and delegates to a provider.
+type Service struct {
+	p         providers.Provider
+	opTimeout time.Duration
+	// poll makes the backoff used between attempts by providers that cannot
+	// watch: jittered, exponential, starting small so a handoff is prompt.
+	poll func() *backoff.ExponentialBackOff
+}
+
+// Option configures a Service.
+type Option func(*Service)
+
+// WithOpTimeout bounds each provider call (default DefaultOpTimeout).
+func WithOpTimeout(d time.Duration) Option { return func(s *Service) { s.opTimeout = d } }
+
+// New returns a service over p. The service does not own p: Close closes it.
+func New(p providers.Provider, opts ...Option) *Service {
+	s := &Service{
+		p:         p,
+		opTimeout: DefaultOpTimeout,
+		poll: func() *backoff.ExponentialBackOff {
+			b := backoff.NewExponentialBackOff()
+			b.InitialInterval = 10 * time.Millisecond
+			b.Multiplier = 2
+			b.RandomizationFactor = 0.5
+			b.MaxInterval = 500 * time.Millisecond
+			return b
+		},
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// ProviderName returns the provider's name.
+func (s *Service) ProviderName() string { return s.p.Name() }
+
+// Provider returns the provider the service delegates to.
+func (s *Service) Provider() providers.Provider { return s.p }
+
+// Close closes the provider.
+func (s *Service) Close() error { return s.p.Close() }
+
+// NewLeaseID returns a fresh lease id: 192 random bits, URL-safe base64.
+func NewLeaseID() string {
+	var b [24]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// Acquire takes the lock for a new lease. With req.Wait > 0 it waits up to
+// that long for a held lock: providers that watch are woken by the change,
+// the others are polled with jittered backoff that never sleeps past the
+// holder's expiry. ctx bounds the whole call. A lock still held at the end
+// is a *lock.HeldError.
+func (s *Service) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.Lease, error) {
+	if err := req.Validate(); err != nil {
+		return lock.Lease{}, err
+	}
+	req.LeaseID = NewLeaseID()
+	deadline := time.Now().Add(req.Wait)
+	watcher, _ := s.p.(providers.Watcher)
+	var poll *backoff.ExponentialBackOff
+	for {
+		lease, err := s.call(ctx, func(ctx context.Context) (lock.Lease, error) { return s.p.Acquire(ctx, req) })
+		var held *lock.HeldError
+		if !errors.As(err, &held) {
+			return lease, err
+		}
+		if held.RetryAfter < 0 {
+			held.RetryAfter = 0
+		}
+		remaining := time.Until(deadline)
+		if remaining <= 0 {
+			return lock.Lease{}, held
+		}
+		wctx, cancel := context.WithTimeout(ctx, remaining)
+		if watcher != nil {
+			err = watcher.WaitChange(wctx, held)
+		} else {
+			if poll == nil {
+				poll = s.poll()
+			}
+			d := poll.NextBackOff()
+			if held.RetryAfter > 0 && d > held.RetryAfter {
+				d = held.RetryAfter
+			}
+			err = sleep(wctx, d)
+		}
+		cancel()
+		if ctx.Err() != nil {
+			return lock.Lease{}, fmt.Errorf("acquire %q: %w", req.Name, ctx.Err())
+		}
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			return lock.Lease{}, err
+		}
+	}
+}
+
+// TryAcquire is Acquire without waiting, whatever req.Wait says.
+func (s *Service) TryAcquire(ctx context.Context, req lock.AcquireRequest) (lock.Lease, error) {
+	req.Wait = 0
+	return s.Acquire(ctx, req)
+}
+
+// Renew extends a lease and keeps its token.
+func (s *Service) Renew(ctx context.Context, req lock.RenewRequest) (lock.Lease, error) {
+	if err := req.Validate(); err != nil {
+		return lock.Lease{}, err
+	}
+	return s.call(ctx, func(ctx context.Context) (lock.Lease, error) { return s.p.Renew(ctx, req) })
+}
+
+// Release ends a lease.
+func (s *Service) Release(ctx context.Context, req lock.ReleaseRequest) error {
+	if err := req.Validate(); err != nil {
+		return err
+	}
+	_, err := s.call(ctx, func(ctx context.Context) (lock.Lease, error) { return lock.Lease{}, s.p.Release(ctx, req) })
+	return err
+}
+
+// Status reports who holds name.
+func (s *Service) Status(ctx context.Context, name string) (lock.Status, error) {
+	if err := lock.ValidateName(name); err != nil {
+		return lock.Status{}, err
+	}
+	var st lock.Status
+	_, err := s.call(ctx, func(ctx context.Context) (lock.Lease, error) {
+		var err error
+		st, err = s.p.Status(ctx, name)
+		return lock.Lease{}, err
+	})
+	return st, err
+}
+
+// Ping checks that the backend answers.
+func (s *Service) Ping(ctx context.Context) error {
+	_, err := s.call(ctx, func(ctx context.Context) (lock.Lease, error) { return lock.Lease{}, s.p.Ping(ctx) })
+	return err
+}
+
+// call runs one provider operation under the operation timeout. A timeout
+// of that bound, while the caller's ctx is still live, is reported as
+// lock.ErrUnavailable: the outcome of the write is unknown.
+func (s *Service) call(ctx context.Context, op func(context.Context) (lock.Lease, error)) (lock.Lease, error) {
+	octx, cancel := context.WithTimeout(ctx, s.opTimeout)
+	defer cancel()
+	lease, err := op(octx)
+	if err != nil && ctx.Err() == nil && octx.Err() != nil && !isLockError(err) {
+		return lock.Lease{}, fmt.Errorf("%w: backend did not answer within %s: %w", lock.ErrUnavailable, s.opTimeout, err)
+	}
+	return lease, err
+}
+
+func isLockError(err error) bool {
+	for _, target := range []error{lock.ErrHeld, lock.ErrLeaseLost, lock.ErrInvalidArgument, lock.ErrUnavailable, lock.ErrThrottled} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
