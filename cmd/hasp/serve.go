@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hasplock/hasp/api"
+	"github.com/hasplock/hasp/providers"
+	"github.com/hasplock/hasp/service"
+)
+
+const serveExample = `  # the embedded default: a single-node etcd keeping its data in ./.hasp-data
+  hasp serve
+
+  # an existing etcd cluster, with bearer tokens required on lock routes
+  HASP_AUTH_TOKENS=s3cret hasp serve --store etcd://10.0.0.1:2379,10.0.0.2:2379 --listen :8080
+
+  # in memory, for tests only
+  hasp serve --store memory:`
+
+func newServe() *cobra.Command {
+	var (
+		listen, store, tokenFile string
+		shutdownGrace            time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:     "serve",
+		Short:   "Serve the lock API (HTTP API v1) over a store",
+		Example: serveExample,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+			tokens, err := authTokens(tokenFile, os.Getenv("HASP_AUTH_TOKENS"))
+			if err != nil {
+				return err
+			}
+			return serve(cmd.Context(), log, listen, store, tokens, shutdownGrace)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&listen, "listen", envOr("HASP_LISTEN", "127.0.0.1:8080"), "address to listen on (env HASP_LISTEN)")
+	f.StringVar(&store, "store", envOr("HASP_STORE", "embedded:./.hasp-data"),
+		"store URL (env HASP_STORE): embedded:PATH, etcd://host:2379[,host:2379], memory:")
+	f.StringVar(&tokenFile, "auth-token-file", "", "file of bearer tokens, one per line, required on lock routes (also env HASP_AUTH_TOKENS, comma-separated)")
+	f.DurationVar(&shutdownGrace, "shutdown-grace", 25*time.Second, "how long to let in-flight requests finish on SIGINT/SIGTERM")
+	return cmd
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// authTokens reads bearer tokens from a file (one per line, # comments) and
+// a comma-separated list.
+func authTokens(file, list string) ([]string, error) {
+	var out []string
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("auth token file: %w", err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+				out = append(out, line)
+			}
+		}
+		if len(out) == 0 {
+			return nil, fmt.Errorf("auth token file %s holds no token", file)
+		}
+	}
+	for _, t := range strings.Split(list, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+func serve(ctx context.Context, log *slog.Logger, listen, store string, tokens []string, grace time.Duration) error {
+	p, err := providers.Open(ctx, store)
+	if err != nil {
+		return err
+	}
+	svc := service.New(p)
+	defer func() {
+		if err := svc.Close(); err != nil {
+			log.Error("closing store", "error", err.Error())
+		}
+	}()
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return err
+	}
+	h := api.New(svc, api.WithLogger(log), api.WithBearerTokens(tokens...))
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second, // > MaxWait plus a backend timeout
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+	url := "http://" + ln.Addr().String()
+	log.Info("hasp listening", "url", url, "provider", p.Name(), "store", redact(store), "auth", len(tokens) > 0)
+	fmt.Fprintf(os.Stderr, "hasp: listening on %s (store %s)\n", url, redact(store))
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}
+
+// redact hides credentials in a store URL.
+func redact(store string) string {
+	if i := strings.Index(store, "@"); i >= 0 {
+		if j := strings.Index(store, "://"); j >= 0 && j < i {
+			return store[:j+3] + "xxxxx" + store[i:]
+		}
+	}
+	return store
+}
