@@ -78,6 +78,7 @@ func (tg *Target) Do(t *testing.T, method, path string, body []byte) Response {
 		if len(raw) > 0 {
 			require.NoError(t, json.Unmarshal(raw, &r.Body), "%s %s: response is not a JSON object: %q", method, path, raw)
 		}
+		checkSpec(t, method, path, r)
 	}
 	return r
 }
@@ -539,6 +540,7 @@ func (tg *Target) rawPost(path string, v any) (int, map[string]any, error) {
 		return 0, nil, err
 	}
 	defer resp.Body.Close()
+	defer io.Copy(io.Discard, resp.Body) // read to EOF so the connection is reused
 	var body map[string]any
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
 		return resp.StatusCode, nil, err

@@ -1,28 +1,40 @@
 // Package etcd stores hasp leases in etcd, with leases, transactions and
 // watches.
 //
-// Each lock is one key, prefix+name, attached to an etcd lease granted for
-// the hasp lease's TTL (etcd counts whole seconds, so the granted TTL is
-// rounded up). Its value records the lease id, owner, metadata, granted TTL
-// and expiry by the service's clock.
+// Each lock is one key, prefix+name, attached to an etcd lease whose TTL is
+// the hasp lease's TTL rounded up to whole seconds (etcd's granularity; the
+// granted TTL says so). Its value is
+//
+//	lease id, NUL, expiry (13-digit Unix milliseconds), NUL, JSON {owner, ttl_ms, md}
+//
+// so that one transaction can check "this lease id holds the key and has
+// not expired" by two byte-wise comparisons of the value.
 //
 //   - Fencing token: the key's CreateRevision. etcd revisions increase for the
 //     life of the data directory and a new holder always creates the key
 //     anew, so tokens strictly increase across releases, expiries and
 //     restarts (but not across a wiped data directory).
-//   - Acquire: Grant, then one transaction "create the key if absent, else
-//     read it". A record whose expiry by the service's clock has passed but
-//     which etcd has not yet removed (etcd revokes expired leases on a
-//     500 ms loop, and extends every lease when a member restarts) is taken
-//     over: deleted under a ModRevision guard, then created anew.
+//   - Acquire: one transaction "create the key if absent, else read it". A
+//     record whose expiry by the service's clock has passed but which etcd
+//     has not yet removed (etcd revokes expired leases on a 500 ms loop, and
+//     extends every lease when a member restarts) is taken over: deleted
+//     under a ModRevision guard, then created anew.
 //   - Renew: keep-alive of the etcd lease, then the new expiry is written
-//     under a ModRevision guard. A renew with another TTL moves the key to a
-//     freshly granted etcd lease (the key, and so the token, stay).
-//   - Release: after checking the lease id, revoke the etcd lease, which
-//     deletes the key in the same step.
+//     under a ModRevision guard. A renew with another TTL moves the key to
+//     another etcd lease (the key, and so the token, stay).
+//   - Release: one transaction that deletes the key if the value shows this
+//     lease id and an unexpired expiry.
 //   - Waiting: a watch on the key from the revision right after the one at
 //     which the holder was observed, so that a release is seen at once and
 //     none is missed; a timer covers expiry.
+//
+// etcd leases are recycled: a lease whose key was released (or that an
+// acquire granted but did not use) goes back to a small pool per TTL, and
+// the next acquire with that TTL refreshes it with a keep-alive (not a raft
+// write) instead of granting a new one. A lease serves one hasp lease at a
+// time, and every check of ownership is by lease id, so a recycled lease
+// cannot carry one holder's rights to another. The steady state is thus two
+// raft writes per acquire+release, as with etcd's own concurrency.Mutex.
 //
 // Clock assumption: expiry is judged by the service's clock (injectable with
 // WithClock), measured from before the write is sent, so it is never later
@@ -40,6 +52,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -92,6 +105,7 @@ type Provider struct {
 	prefix string
 	clock  lock.Clock
 	closer func() error
+	pool   *leasePool
 }
 
 var (
@@ -119,6 +133,7 @@ func New(cli *clientv3.Client, opts ...Option) *Provider {
 	for _, o := range opts {
 		o(p)
 	}
+	p.pool = newLeasePool(cli)
 	return p
 }
 
@@ -127,26 +142,48 @@ func (p *Provider) Name() string { return "etcd" }
 
 // record is the value stored under a lock's key.
 type record struct {
-	LeaseID  string `json:"id"`
+	LeaseID  string `json:"-"`
+	ExpMs    int64  `json:"-"` // expiry, Unix milliseconds, service clock
 	Owner    string `json:"owner,omitempty"`
 	TTLms    int64  `json:"ttl_ms"`
-	ExpMs    int64  `json:"exp_ms"` // expiry, Unix milliseconds, service clock
 	Metadata string `json:"md,omitempty"`
 }
 
 func (r record) expires() time.Time { return time.UnixMilli(r.ExpMs).UTC() }
 
-func decode(kv *mvccpb.KeyValue) (record, error) {
-	var r record
-	if err := json.Unmarshal(kv.Value, &r); err != nil {
-		return r, fmt.Errorf("etcd: undecodable record at %q: %w", kv.Key, err)
-	}
-	return r, nil
-}
+// expField renders an expiry so that byte order is time order.
+func expField(ms int64) string { return fmt.Sprintf("%013d", ms) }
 
 func (r record) encode() string {
 	b, _ := json.Marshal(r) // a struct of strings and ints always marshals
-	return string(b)
+	return r.LeaseID + "\x00" + expField(r.ExpMs) + "\x00" + string(b)
+}
+
+func decode(kv *mvccpb.KeyValue) (record, error) {
+	var r record
+	parts := strings.SplitN(string(kv.Value), "\x00", 3)
+	if len(parts) != 3 || len(parts[1]) != 13 {
+		return r, fmt.Errorf("etcd: undecodable record at %q", kv.Key)
+	}
+	if err := json.Unmarshal([]byte(parts[2]), &r); err != nil {
+		return r, fmt.Errorf("etcd: undecodable record at %q: %w", kv.Key, err)
+	}
+	exp, err := strconv.ParseInt(parts[1], 10, 64)
+	if err != nil {
+		return r, fmt.Errorf("etcd: undecodable expiry at %q: %w", kv.Key, err)
+	}
+	r.LeaseID, r.ExpMs = parts[0], exp
+	return r, nil
+}
+
+// heldBy returns the comparisons that hold exactly when the key's value
+// names leaseID (which must not contain NUL) with an expiry after now:
+// the value lies between "leaseID NUL now-expiry \xff" and "leaseID \x01".
+func heldBy(key, leaseID string, now time.Time) []clientv3.Cmp {
+	return []clientv3.Cmp{
+		clientv3.Compare(clientv3.Value(key), ">", leaseID+"\x00"+expField(now.UnixMilli())+"\xff"),
+		clientv3.Compare(clientv3.Value(key), "<", leaseID+"\x01"),
+	}
 }
 
 func (p *Provider) key(name string) string { return p.prefix + name }
@@ -157,13 +194,16 @@ func ttlSeconds(d time.Duration) int64 {
 
 // Acquire implements providers.Provider.
 func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.Lease, error) {
+	if strings.ContainsRune(req.LeaseID, 0) {
+		return lock.Lease{}, lock.Invalid("lease_id", "must not contain NUL")
+	}
 	now := p.clock.Now()
 	key := p.key(req.Name)
-	g, err := p.cli.Grant(ctx, ttlSeconds(req.TTL))
+	secs := ttlSeconds(req.TTL)
+	id, granted, err := p.pool.get(ctx, secs)
 	if err != nil {
-		return lock.Lease{}, mapErr(err)
+		return lock.Lease{}, err
 	}
-	granted := time.Duration(g.TTL) * time.Second
 	rec := record{
 		LeaseID: req.LeaseID, Owner: req.Owner, Metadata: req.Metadata,
 		TTLms: granted.Milliseconds(), ExpMs: lock.ExpiresAt(now, granted).UnixMilli(),
@@ -172,13 +212,13 @@ func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.L
 	for range 3 {
 		resp, err := p.cli.Txn(ctx).
 			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-			Then(clientv3.OpPut(key, val, clientv3.WithLease(g.ID))).
+			Then(clientv3.OpPut(key, val, clientv3.WithLease(id))).
 			Else(clientv3.OpGet(key)).
 			Commit()
 		if err != nil {
 			// The key may or may not have been created: revoking the lease
 			// removes it if it was, so nobody holds an untold lease.
-			p.revoke(g.ID)
+			p.pool.revoke(id)
 			return lock.Lease{}, mapErr(err)
 		}
 		if resp.Succeeded {
@@ -195,11 +235,11 @@ func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.L
 		kv := kvs[0]
 		cur, err := decode(kv)
 		if err != nil {
-			p.revoke(g.ID)
+			p.pool.put(id, secs)
 			return lock.Lease{}, err
 		}
 		if exp := cur.expires(); exp.After(now) {
-			p.revoke(g.ID)
+			p.pool.put(id, secs)
 			return lock.Lease{}, &lock.HeldError{
 				Name:       req.Name,
 				Holder:     holder(kv, cur),
@@ -213,14 +253,14 @@ func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.L
 			Then(clientv3.OpDelete(key)).
 			Commit()
 		if err != nil {
-			p.revoke(g.ID)
+			p.pool.put(id, secs)
 			return lock.Lease{}, mapErr(err)
 		}
 		if del.Succeeded {
-			p.revoke(clientv3.LeaseID(kv.Lease))
+			p.pool.revoke(clientv3.LeaseID(kv.Lease))
 		}
 	}
-	p.revoke(g.ID)
+	p.pool.put(id, secs)
 	return lock.Lease{}, &lock.RetryableError{Err: fmt.Errorf("%w: etcd: lock %q kept changing", lock.ErrUnavailable, req.Name), RetryAfter: 100 * time.Millisecond}
 }
 
@@ -255,10 +295,10 @@ func (p *Provider) Renew(ctx context.Context, req lock.RenewRequest) (lock.Lease
 	if req.TTL != 0 {
 		ttl = req.TTL
 	}
-	old := clientv3.LeaseID(kv.Lease)
-	id := old
+	old, oldSecs := clientv3.LeaseID(kv.Lease), rec.TTLms/1000
+	id, secs := old, ttlSeconds(ttl)
 	var granted time.Duration
-	if secs := ttlSeconds(ttl); secs*1000 == rec.TTLms {
+	if secs == oldSecs {
 		ka, err := p.cli.KeepAliveOnce(ctx, old)
 		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
 			return lock.Lease{}, lock.ErrLeaseLost
@@ -268,11 +308,10 @@ func (p *Provider) Renew(ctx context.Context, req lock.RenewRequest) (lock.Lease
 		}
 		granted = time.Duration(ka.TTL) * time.Second
 	} else {
-		g, err := p.cli.Grant(ctx, secs)
+		id, granted, err = p.pool.get(ctx, secs)
 		if err != nil {
-			return lock.Lease{}, mapErr(err)
+			return lock.Lease{}, err
 		}
-		id, granted = g.ID, time.Duration(g.TTL)*time.Second
 	}
 	rec.TTLms = granted.Milliseconds()
 	rec.ExpMs = lock.ExpiresAt(now, granted).UnixMilli()
@@ -285,12 +324,12 @@ func (p *Provider) Renew(ctx context.Context, req lock.RenewRequest) (lock.Lease
 	}
 	if !resp.Succeeded {
 		if id != old {
-			p.revoke(id)
+			p.pool.put(id, secs)
 		}
 		return lock.Lease{}, lock.ErrLeaseLost
 	}
 	if id != old {
-		p.revoke(old) // the key has moved to id: this deletes nothing
+		p.pool.put(old, oldSecs) // the key has moved to id: old holds nothing
 	}
 	return lock.Lease{
 		Name: req.Name, Owner: rec.Owner, LeaseID: rec.LeaseID,
@@ -299,19 +338,29 @@ func (p *Provider) Renew(ctx context.Context, req lock.RenewRequest) (lock.Lease
 	}, nil
 }
 
-// Release implements providers.Provider. Revoking the lease's own etcd
-// lease deletes the key; an etcd lease belongs to one hasp lease only, so
-// the revoke cannot touch a later holder.
+// Release implements providers.Provider: one transaction deletes the key
+// if its value names this lease id with an expiry after now.
 func (p *Provider) Release(ctx context.Context, req lock.ReleaseRequest) error {
-	kv, _, err := p.current(ctx, req.Name, req.LeaseID, p.clock.Now())
-	if err != nil {
-		return err
-	}
-	_, err = p.cli.Revoke(ctx, clientv3.LeaseID(kv.Lease))
-	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+	if strings.ContainsRune(req.LeaseID, 0) {
 		return lock.ErrLeaseLost
 	}
-	return mapErr(err)
+	key := p.key(req.Name)
+	resp, err := p.cli.Txn(ctx).
+		If(heldBy(key, req.LeaseID, p.clock.Now())...).
+		Then(clientv3.OpDelete(key, clientv3.WithPrevKV())).
+		Commit()
+	if err != nil {
+		return mapErr(err)
+	}
+	if !resp.Succeeded {
+		return lock.ErrLeaseLost
+	}
+	if prev := resp.Responses[0].GetResponseDeleteRange().PrevKvs; len(prev) == 1 {
+		if rec, err := decode(prev[0]); err == nil {
+			p.pool.put(clientv3.LeaseID(prev[0].Lease), rec.TTLms/1000)
+		}
+	}
+	return nil
 }
 
 // Status implements providers.Provider.
@@ -378,20 +427,13 @@ func (p *Provider) Ping(ctx context.Context) error {
 	return mapErr(err)
 }
 
-// Close implements providers.Provider.
+// Close implements providers.Provider: it revokes the pooled etcd leases.
 func (p *Provider) Close() error {
+	p.pool.close()
 	if p.closer != nil {
 		return p.closer()
 	}
 	return nil
-}
-
-// revoke revokes an etcd lease on a best-effort basis: a lease left behind
-// expires by itself at its TTL.
-func (p *Provider) revoke(id clientv3.LeaseID) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	_, _ = p.cli.Revoke(ctx, id)
 }
 
 func holder(kv *mvccpb.KeyValue, r record) lock.Holder {

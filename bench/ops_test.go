@@ -1,0 +1,96 @@
+package bench
+
+import (
+	"context"
+	"testing"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/hasplock/hasp/lock"
+	"github.com/hasplock/hasp/providers/etcd"
+	"github.com/hasplock/hasp/service"
+)
+
+func BenchmarkEtcdOps(b *testing.B) {
+	s := newStack(b)
+	cli := s.e.Client
+	ctx := context.Background()
+	b.Run("grant", func(b *testing.B) {
+		for b.Loop() {
+			cli.Grant(ctx, 30)
+		}
+	})
+	b.Run("grant+revoke", func(b *testing.B) {
+		for b.Loop() {
+			g, _ := cli.Grant(ctx, 30)
+			cli.Revoke(ctx, g.ID)
+		}
+	})
+	b.Run("keepaliveonce", func(b *testing.B) {
+		g, _ := cli.Grant(ctx, 30)
+		for b.Loop() {
+			if _, err := cli.KeepAliveOnce(ctx, g.ID); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("delete-prevkv", func(b *testing.B) {
+		for b.Loop() {
+			cli.Txn(ctx).If(clientv3.Compare(clientv3.Value("k"), ">", "a")).Then(clientv3.OpDelete("k", clientv3.WithPrevKV())).Commit()
+		}
+	})
+	b.Run("put", func(b *testing.B) {
+		for b.Loop() {
+			cli.Put(ctx, "k", "v")
+		}
+	})
+	b.Run("get", func(b *testing.B) {
+		for b.Loop() {
+			cli.Get(ctx, "k")
+		}
+	})
+	b.Run("txn", func(b *testing.B) {
+		for b.Loop() {
+			cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision("x"), "=", 0)).Then(clientv3.OpPut("y", "v")).Else(clientv3.OpGet("x")).Commit()
+		}
+	})
+	b.Run("http-health", func(b *testing.B) {
+		for b.Loop() {
+			r, _ := s.hc.Get(s.srv.URL + "/v1/health")
+			r.Body.Close()
+		}
+	})
+}
+
+func BenchmarkServiceCycle(b *testing.B) {
+	s := newStack(b)
+	svc := service.New(etcd.New(s.e.Client))
+	ctx := context.Background()
+	for b.Loop() {
+		l, err := svc.Acquire(ctx, lock.AcquireRequest{Name: "svc-cycle"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := svc.Release(ctx, lock.ReleaseRequest{Name: "svc-cycle", LeaseID: l.LeaseID}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkHTTPPost400(b *testing.B) {
+	s := newStack(b)
+	for b.Loop() {
+		code, _ := s.post("/v1/locks/acquire", map[string]any{"name": ""}, nil)
+		if code != 400 {
+			b.Fatal(code)
+		}
+	}
+}
+
+func BenchmarkHTTPStatus(b *testing.B) {
+	s := newStack(b)
+	for b.Loop() {
+		r, _ := s.hc.Get(s.srv.URL + "/v1/locks?name=x")
+		r.Body.Close()
+	}
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Checks that the tools the tests use are installed. The machine image
+# provides the Python ones (they cannot be installed from here); npm
+# packages are installed by `make deps`. Under CI=true a missing tool fails
+# the run; elsewhere it is a warning and the tests that need it skip.
+set -u
+missing=0
+need() {
+  if ! command -v "$1" >/dev/null 2>&1; then
+    echo "check-tools: '$1' is not installed: $2" >&2
+    missing=1
+  fi
+}
+need go "the Go toolchain (1.26)"
+need openapi-spec-validator "validates openapi.yaml (comes with the machine image)"
+if [ "$missing" -ne 0 ]; then
+  if [ "${CI:-}" = "true" ]; then
+    echo "check-tools: failing because CI=true" >&2
+    exit 1
+  fi
+  echo "check-tools: continuing; the tests that need these will skip" >&2
+fi
+exit 0

@@ -1,0 +1,90 @@
+package service_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hasplock/hasp/lock"
+	"github.com/hasplock/hasp/providers"
+	"github.com/hasplock/hasp/providers/memory"
+	"github.com/hasplock/hasp/providers/providertest"
+	"github.com/hasplock/hasp/service"
+)
+
+// polled hides the memory provider's Watcher, so the service must poll.
+type polled struct{ providers.Provider }
+
+func (polled) Close() error { return nil }
+
+// TestPolledWaits runs the conformance suite through the polling path of
+// the server-side wait (jittered backoff bounded by the holder's expiry).
+func TestPolledWaits(t *testing.T) {
+	p := memory.New()
+	var _ providers.Watcher = p
+	providertest.Run(t, providertest.Harness{
+		Open: func(t *testing.T) providers.Provider {
+			_, isWatcher := any(polled{p}).(providers.Watcher)
+			require.False(t, isWatcher)
+			return polled{p}
+		},
+	})
+}
+
+// slow never answers until ctx ends.
+type slow struct{ providers.Provider }
+
+func (slow) Acquire(ctx context.Context, _ lock.AcquireRequest) (lock.Lease, error) {
+	<-ctx.Done()
+	return lock.Lease{}, ctx.Err()
+}
+
+func TestOpTimeoutIsUnavailable(t *testing.T) {
+	s := service.New(slow{memory.New()}, service.WithOpTimeout(50*time.Millisecond))
+	_, err := s.Acquire(context.Background(), lock.AcquireRequest{Name: "a"})
+	assert.ErrorIs(t, err, lock.ErrUnavailable, "a backend that does not answer is unavailable, never success")
+}
+
+func TestValidatesBeforeProvider(t *testing.T) {
+	s := service.New(memory.New())
+	_, err := s.Acquire(context.Background(), lock.AcquireRequest{Name: "bad name"})
+	assert.ErrorIs(t, err, lock.ErrInvalidArgument)
+	_, err = s.Status(context.Background(), "")
+	assert.ErrorIs(t, err, lock.ErrInvalidArgument)
+	st, err := s.Status(context.Background(), "bad-name-never-written")
+	require.NoError(t, err)
+	assert.False(t, st.Held)
+}
+
+func TestLeaseIDs(t *testing.T) {
+	seen := map[string]bool{}
+	for range 1000 {
+		id := service.NewLeaseID()
+		assert.Len(t, id, 32)
+		assert.False(t, seen[id])
+		seen[id] = true
+	}
+}
+
+func Example() {
+	svc := service.New(memory.New()) // memory is for tests; hasp serve uses etcd
+	ctx := context.Background()
+	l, err := svc.Acquire(ctx, lock.AcquireRequest{Name: "nightly-report", Owner: "worker-7", TTL: 10 * time.Second})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("token", l.FencingToken)
+	_, err = svc.Acquire(ctx, lock.AcquireRequest{Name: "nightly-report", Wait: 100 * time.Millisecond})
+	fmt.Println("second acquire:", err != nil && lock.RetryAfter(err) > 0)
+	_ = svc.Release(ctx, lock.ReleaseRequest{Name: "nightly-report", LeaseID: l.LeaseID})
+	l2, _ := svc.Acquire(ctx, lock.AcquireRequest{Name: "nightly-report"})
+	fmt.Println("token", l2.FencingToken)
+	// Output:
+	// token 1
+	// second acquire: true
+	// token 2
+}
