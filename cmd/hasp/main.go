@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -21,7 +22,10 @@ func main() {
 	err := newRoot().ExecuteContext(ctx)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "hasp:", err)
+		var ce childExit
+		if !errors.As(err, &ce) {
+			fmt.Fprintln(os.Stderr, "hasp:", err)
+		}
 		os.Exit(exitCode(err))
 	}
 }
@@ -30,12 +34,21 @@ func newRoot() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "hasp",
 		Short:         "hasp is a distributed lock service with leases and fencing tokens",
+		Long: `hasp is a distributed lock service with leases and fencing tokens.
+
+"hasp serve" runs the service; the other commands call it (--endpoint,
+default http://127.0.0.1:8080).
+
+` + exitCodesHelp,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	var f clientFlags
+	for _, c := range []*cobra.Command{newAcquire(&f), newRenew(&f), newRelease(&f), newStatus(&f), newRun(&f)} {
+		f.register(c)
+		root.AddCommand(c)
+	}
 	root.AddCommand(newServe())
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	return root
 }
-
-// exitCode maps an error to the process exit code.
-func exitCode(err error) int { return 1 }

@@ -1,0 +1,46 @@
+package client_test
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hasplock/hasp/client"
+)
+
+// Run a job under a lock: fn's context is cancelled if the lock is lost.
+func ExampleClient_Do() {
+	c, _ := client.New(endpoint) // e.g. "http://127.0.0.1:8080"
+	err := c.Do(context.Background(), "example/nightly-report", func(ctx context.Context) error {
+		fmt.Println("generating the report under the lock")
+		return nil
+	}, client.WithTTL(10*time.Second))
+	fmt.Println("error:", err)
+	// Output:
+	// generating the report under the lock
+	// error: <nil>
+}
+
+// Acquire, pass the fencing token to the protected resource, and stop
+// when the lease is lost.
+func ExampleLease() {
+	c, _ := client.New(endpoint)
+	ctx := context.Background()
+	lease, err := c.Acquire(ctx, "example/orders-db", client.WithTTL(10*time.Second), client.WithWait(5*time.Second))
+	if err != nil {
+		fmt.Println("not acquired:", err)
+		return
+	}
+	defer lease.Release(ctx)
+
+	write := func(ctx context.Context, fence int64) error {
+		// e.g. UPDATE orders SET ... , fence = $fence WHERE id = ... AND fence < $fence
+		return ctx.Err()
+	}
+	if err := write(lease.Context(), lease.Token()); err != nil {
+		fmt.Println("lost the lock:", err)
+		return
+	}
+	fmt.Println("written with a fencing token:", lease.Token() > 0)
+	// Output: written with a fencing token: true
+}

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hasplock/hasp/local/launch"
+)
+
+// hasp runs the CLI with args against endpoint and returns its exit code,
+// stdout and stderr.
+func hasp(t *testing.T, endpoint string, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command(launch.HaspBinary(t), args...)
+	cmd.Env = append(cmd.Environ(), "HASP_ENDPOINT="+endpoint)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), stdout.String(), stderr.String()
+	}
+	require.NoError(t, err)
+	return 0, stdout.String(), stderr.String()
+}
+
+func TestCLICommands(t *testing.T) {
+	s := launch.Hasp(t, nil, "--store", "memory:")
+	code, out, errOut := hasp(t, s.URL, "acquire", "cli-a", "--ttl", "30s", "--owner", "me", "--metadata", "m", "--json")
+	require.Equal(t, 0, code, errOut)
+	var l map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &l))
+	assert.Equal(t, "me", l["owner"])
+	assert.Equal(t, float64(30000), l["ttl_ms"])
+	id := l["lease_id"].(string)
+
+	code, out, _ = hasp(t, s.URL, "status", "cli-a")
+	assert.Equal(t, 0, code)
+	assert.Contains(t, out, `held by owner "me"`)
+
+	code, _, errOut = hasp(t, s.URL, "acquire", "cli-a", "--wait", "300ms")
+	assert.Equal(t, exitHeld, code, "a held lock exits 75")
+	assert.Contains(t, errOut, `held by owner "me"`)
+
+	code, out, _ = hasp(t, s.URL, "renew", "cli-a", id, "--ttl", "1m", "--json")
+	assert.Equal(t, 0, code)
+	assert.Contains(t, out, `"ttl_ms":60000`)
+	code, _, _ = hasp(t, s.URL, "release", "cli-a", id)
+	assert.Equal(t, 0, code)
+	code, _, _ = hasp(t, s.URL, "release", "cli-a", id)
+	assert.Equal(t, exitLost, code, "releasing a lost lease exits 76")
+	code, _, _ = hasp(t, s.URL, "renew", "cli-a", id)
+	assert.Equal(t, exitLost, code)
+	code, out, _ = hasp(t, s.URL, "status", "cli-a", "--json")
+	assert.Equal(t, 0, code)
+	assert.JSONEq(t, `{"name":"cli-a","held":false}`, out)
+
+	code, _, _ = hasp(t, s.URL, "acquire", "bad name")
+	assert.Equal(t, exitUsage, code)
+	code, _, _ = hasp(t, s.URL, "acquire")
+	assert.Equal(t, exitUsage, code, "missing argument")
+	code, _, _ = hasp(t, s.URL, "acquire", "x", "--no-such-flag")
+	assert.Equal(t, exitUsage, code)
+	code, _, _ = hasp(t, "http://127.0.0.1:1", "status", "x", "--timeout", "2s")
+	assert.Equal(t, exitUnavailable, code)
+	code, out, _ = hasp(t, s.URL, "run", "--help")
+	assert.Equal(t, 0, code)
+	assert.Contains(t, out, "HASP_FENCING_TOKEN")
+	assert.Contains(t, out, "75  lock held")
+}
+
+func TestCLIAuth(t *testing.T) {
+	s := launch.Hasp(t, []string{"HASP_AUTH_TOKENS=tok"}, "--store", "memory:")
+	code, _, _ := hasp(t, s.URL, "status", "x")
+	assert.Equal(t, exitAuth, code)
+	code, _, _ = hasp(t, s.URL, "status", "x", "--token", "tok")
+	assert.Equal(t, 0, code)
+}
+
+func TestRun(t *testing.T) {
+	s := launch.Hasp(t, nil, "--store", "memory:")
+	code, out, errOut := hasp(t, s.URL, "run", "nightly", "--", "sh", "-c", `echo "name=$HASP_LOCK_NAME token=$HASP_FENCING_TOKEN id=$HASP_LEASE_ID"; exit 3`)
+	assert.Equal(t, 3, code, "run exits with the command's code: %s", errOut)
+	assert.Regexp(t, `name=nightly token=[1-9][0-9]* id=[A-Za-z0-9_-]{22,}`, out)
+	code, out, _ = hasp(t, s.URL, "status", "nightly")
+	assert.Equal(t, 0, code)
+	assert.Contains(t, out, "is free", "run releases when the command exits")
+
+	code, _, _ = hasp(t, s.URL, "run", "nightly", "--", "true")
+	assert.Equal(t, 0, code)
+	code, _, _ = hasp(t, s.URL, "run", "nightly", "--", "sh", "-c", "kill -TERM $$")
+	assert.Equal(t, 128+15, code, "a command killed by a signal exits 128+signal")
+	code, _, _ = hasp(t, s.URL, "run", "nightly", "--", "/no/such/command")
+	assert.Equal(t, exitError, code)
+	code, _, _ = hasp(t, s.URL, "run", "nightly", "true")
+	assert.Equal(t, exitUsage, code, "run needs --")
+}
+
+// TestRunHeld: the first run holds the lock; a second one with --wait 1s
+// gives up with the documented exit code and never runs its command.
+func TestRunHeld(t *testing.T) {
+	s := launch.Hasp(t, nil, "--store", "memory:")
+	first := exec.Command(launch.HaspBinary(t), "run", "nightly", "--", "sh", "-c", "echo started; sleep 5")
+	first.Env = append(first.Environ(), "HASP_ENDPOINT="+s.URL)
+	stdout, err := first.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, first.Start())
+	buf := make([]byte, 8)
+	_, err = io.ReadFull(stdout, buf)
+	require.NoError(t, err)
+	start := time.Now()
+	code, out, _ := hasp(t, s.URL, "run", "nightly", "--wait", "1s", "--", "echo", "second-ran")
+	assert.Equal(t, exitHeld, code)
+	assert.NotContains(t, out, "second-ran")
+	assert.GreaterOrEqual(t, time.Since(start), time.Second)
+	require.NoError(t, first.Wait())
+}
+
+// renewBreaker is a proxy in front of hasp serve that answers 503 to
+// every renew, so leases behind it cannot be kept.
+func renewBreaker(t *testing.T, target string) string {
+	u, _ := url.Parse(target)
+	rp := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/locks/renew" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, `{"error":{"code":"unavailable","message":"injected"}}`)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// TestRunLost: when the lease cannot be renewed, the command gets SIGTERM
+// before the lease expires, and run exits 76.
+func TestRunLost(t *testing.T) {
+	s := launch.Hasp(t, nil, "--store", "memory:")
+	proxy := renewBreaker(t, s.URL)
+	start := time.Now()
+	code, out, errOut := hasp(t, proxy, "run", "lost", "--ttl", "2s", "--", "sh", "-c", `sleep 30 & trap 'echo got-term; kill $!; exit 0' TERM; wait`)
+	assert.Equal(t, exitLost, code, errOut)
+	assert.Contains(t, out, "got-term")
+	assert.Contains(t, errOut, "lost")
+	assert.Less(t, time.Since(start), 2*time.Second, "terminated before the 2 s lease could expire")
+}
+
+// TestRunLostKill: a command that ignores SIGTERM is killed after --grace.
+func TestRunLostKill(t *testing.T) {
+	s := launch.Hasp(t, nil, "--store", "memory:")
+	proxy := renewBreaker(t, s.URL)
+	start := time.Now()
+	code, _, errOut := hasp(t, proxy, "run", "stubborn", "--ttl", "1s", "--grace", "300ms", "--", "sh", "-c", `trap '' TERM; exec sleep 30`)
+	assert.Equal(t, exitLost, code, errOut)
+	assert.Less(t, time.Since(start), 5*time.Second, "killed after the grace period")
+}
