@@ -32,8 +32,8 @@ func main() {
 
 func newRoot() *cobra.Command {
 	root := &cobra.Command{
-		Use:           "hasp",
-		Short:         "hasp is a distributed lock service with leases and fencing tokens",
+		Use:   "hasp",
+		Short: "hasp is a distributed lock service with leases and fencing tokens",
 		Long: `hasp is a distributed lock service with leases and fencing tokens.
 
 "hasp serve" runs the service; the other commands call it (--endpoint,
