@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -30,6 +31,9 @@ type Service struct {
 	// poll makes the backoff used between attempts by providers that cannot
 	// watch: jittered, exponential, starting small so a handoff is prompt.
 	poll func() *backoff.ExponentialBackOff
+	// local hands a lock released through this service to the longest
+	// waiting local acquire at once, for providers that cannot watch.
+	local waitQueue
 }
 
 // Option configures a Service.
@@ -38,20 +42,27 @@ type Option func(*Service)
 // WithOpTimeout bounds each provider call (default DefaultOpTimeout).
 func WithOpTimeout(d time.Duration) Option { return func(s *Service) { s.opTimeout = d } }
 
+// WithPollInterval sets the jittered exponential backoff between attempts
+// of a waiting acquire on providers that cannot watch: from first up to
+// last (default 10 ms up to 500 ms). A release through this same service
+// wakes the longest waiting local acquire at once, whatever the backoff.
+func WithPollInterval(first, last time.Duration) Option {
+	return func(s *Service) {
+		s.poll = func() *backoff.ExponentialBackOff {
+			b := backoff.NewExponentialBackOff()
+			b.InitialInterval, b.MaxInterval, b.Multiplier, b.RandomizationFactor = first, last, 2, 0.5
+			return b
+		}
+	}
+}
+
 // New returns a service over p. The service does not own p: Close closes it.
 func New(p providers.Provider, opts ...Option) *Service {
 	s := &Service{
 		p:         p,
 		opTimeout: DefaultOpTimeout,
-		poll: func() *backoff.ExponentialBackOff {
-			b := backoff.NewExponentialBackOff()
-			b.InitialInterval = 10 * time.Millisecond
-			b.Multiplier = 2
-			b.RandomizationFactor = 0.5
-			b.MaxInterval = 500 * time.Millisecond
-			return b
-		},
 	}
+	WithPollInterval(10*time.Millisecond, 500*time.Millisecond)(s)
 	for _, o := range opts {
 		o(s)
 	}
@@ -111,7 +122,9 @@ func (s *Service) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.Le
 			if held.RetryAfter > 0 && d > held.RetryAfter {
 				d = held.RetryAfter
 			}
-			err = sleep(wctx, d)
+			woken := s.local.add(req.Name)
+			err = sleepOrWake(wctx, d, woken)
+			s.local.remove(req.Name, woken)
 		}
 		cancel()
 		if ctx.Err() != nil {
@@ -143,6 +156,9 @@ func (s *Service) Release(ctx context.Context, req lock.ReleaseRequest) error {
 		return err
 	}
 	_, err := s.call(ctx, func(ctx context.Context) (lock.Lease, error) { return lock.Lease{}, s.p.Release(ctx, req) })
+	if err == nil {
+		s.local.wakeOne(req.Name)
+	}
 	return err
 }
 
@@ -188,13 +204,67 @@ func isLockError(err error) bool {
 	return false
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
+// sleepOrWake sleeps for d, or until woken or ctx ends.
+func sleepOrWake(ctx context.Context, d time.Duration, woken <-chan struct{}) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
 		return nil
+	case <-woken:
+		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// waitQueue is a FIFO of local waiters per lock name.
+type waitQueue struct {
+	mu sync.Mutex
+	q  map[string][]chan struct{}
+}
+
+func (w *waitQueue) add(name string) chan struct{} {
+	ch := make(chan struct{}, 1)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.q == nil {
+		w.q = map[string][]chan struct{}{}
+	}
+	w.q[name] = append(w.q[name], ch)
+	return ch
+}
+
+func (w *waitQueue) remove(name string, ch chan struct{}) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	q := w.q[name]
+	for i, c := range q {
+		if c == ch {
+			q = append(q[:i], q[i+1:]...)
+			break
+		}
+	}
+	if len(q) == 0 {
+		delete(w.q, name)
+	} else {
+		w.q[name] = q
+	}
+}
+
+// wakeOne wakes the longest waiting local acquire of name, if any. It
+// only hastens a retry; the provider still decides who gets the lock.
+func (w *waitQueue) wakeOne(name string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	q := w.q[name]
+	if len(q) == 0 {
+		return
+	}
+	q[0] <- struct{}{}
+	if len(q) == 1 {
+		delete(w.q, name)
+	} else {
+		w.q[name] = q[1:]
 	}
 }

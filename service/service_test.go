@@ -35,6 +35,29 @@ func TestPolledWaits(t *testing.T) {
 	})
 }
 
+// TestLocalWake: on a provider that cannot watch, a release through the
+// same service hands the lock to a local waiter without waiting for its
+// next poll.
+func TestLocalWake(t *testing.T) {
+	s := service.New(polled{memory.New()}, service.WithPollInterval(time.Minute, time.Minute))
+	ctx := context.Background()
+	l, err := s.Acquire(ctx, lock.AcquireRequest{Name: "a"})
+	require.NoError(t, err)
+	got := make(chan error, 1)
+	go func() {
+		_, err := s.Acquire(ctx, lock.AcquireRequest{Name: "a", Wait: 20 * time.Second})
+		got <- err
+	}()
+	time.Sleep(100 * time.Millisecond) // let it fail once and start waiting
+	require.NoError(t, s.Release(ctx, lock.ReleaseRequest{Name: "a", LeaseID: l.LeaseID}))
+	select {
+	case err := <-got:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiter was not woken by the release (its next poll is a minute away)")
+	}
+}
+
 // slow never answers until ctx ends.
 type slow struct{ providers.Provider }
 

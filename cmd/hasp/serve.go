@@ -24,6 +24,9 @@ const serveExample = `  # the embedded default: a single-node etcd keeping its d
   # an existing etcd cluster, with bearer tokens required on lock routes
   HASP_AUTH_TOKENS=s3cret hasp serve --store etcd://10.0.0.1:2379,10.0.0.2:2379 --listen :8080
 
+  # DynamoDB (region, credentials and endpoint from the AWS environment)
+  AWS_REGION=eu-west-1 hasp serve --store dynamodb://locks --listen :8080
+
   # in memory, for tests only
   hasp serve --store memory:`
 
@@ -49,7 +52,7 @@ func newServe() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&listen, "listen", envOr("HASP_LISTEN", "127.0.0.1:8080"), "address to listen on (env HASP_LISTEN)")
 	f.StringVar(&store, "store", envOr("HASP_STORE", "embedded:./.hasp-data"),
-		"store URL (env HASP_STORE): embedded:PATH, etcd://host:2379[,host:2379], memory:")
+		"store URL (env HASP_STORE): embedded:PATH, etcd://host:2379[,host:2379], dynamodb://TABLE, memory:")
 	f.StringVar(&tokenFile, "auth-token-file", "", "file of bearer tokens, one per line, required on lock routes (also env HASP_AUTH_TOKENS, comma-separated)")
 	f.DurationVar(&shutdownGrace, "shutdown-grace", 25*time.Second, "how long to let in-flight requests finish on SIGINT/SIGTERM")
 	return cmd

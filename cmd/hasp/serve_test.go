@@ -116,3 +116,17 @@ func TestServeBadStore(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, string(out), "unknown store scheme")
 }
+
+// TestServeDynamoDB: hasp serve --store dynamodb://locks against moto passes
+// the same black-box check as the embedded default.
+func TestServeDynamoDB(t *testing.T) {
+	moto := launch.Moto(t)
+	env := []string{"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_ENDPOINT_URL_DYNAMODB=" + moto}
+	cmd := exec.Command(launch.HaspBinary(t), "dynamodb", "create-table", "locks")
+	cmd.Env = append(cmd.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Contains(t, string(out), "table locks is active")
+	s := startServe(t, env, "--store", "dynamodb://locks")
+	apitest.Run(t, apitest.Target{BaseURL: s.URL, Provider: "dynamodb", Contenders: 12, Rounds: 8})
+}

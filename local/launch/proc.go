@@ -1,0 +1,160 @@
+package launch
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Require fails the test (under CI=true) or skips it (elsewhere) when a
+// server it needs is not installed, saying how to install it.
+func Require(t testing.TB, ok bool, what, how string) {
+	t.Helper()
+	if ok {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is not installed (%s); under CI=true a missing server fails the run", what, how)
+	}
+	t.Skipf("%s is not installed (%s)", what, how)
+}
+
+// FreePort returns a free TCP port on 127.0.0.1.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// ModuleRoot returns the directory of the hasp module's go.mod.
+func ModuleRoot(t testing.TB) string {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil || strings.TrimSpace(string(out)) == "" || strings.TrimSpace(string(out)) == os.DevNull {
+		t.Fatalf("cannot find the module root: %v", err)
+	}
+	return filepath.Dir(strings.TrimSpace(string(out)))
+}
+
+// NodeModule returns the path of file inside the project's node_modules
+// (installed by `make deps`), and whether it exists.
+func NodeModule(t testing.TB, file string) (string, bool) {
+	p := filepath.Join(ModuleRoot(t), "node_modules", file)
+	_, err := os.Stat(p)
+	return p, err == nil
+}
+
+// Proc is a server process started for a test.
+type Proc struct {
+	name string
+	argv []string
+	env  []string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+	logs *strings.Builder
+}
+
+// StartProc starts argv, waits until ready() reports true (polling for up
+// to 60 s), and stops the process when the test ends.
+func StartProc(t testing.TB, name string, env []string, ready func() bool, argv ...string) *Proc {
+	t.Helper()
+	p := &Proc{name: name, argv: argv, env: env}
+	if err := p.start(ready); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Stop)
+	return p
+}
+
+func (p *Proc) start(ready func() bool) error {
+	cmd := exec.Command(p.argv[0], p.argv[1:]...)
+	cmd.Env = append(os.Environ(), p.env...)
+	logs := &strings.Builder{}
+	cmd.Stdout, cmd.Stderr = &syncWriter{b: logs}, &syncWriter{b: logs}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // stop its children too
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting %s: %w", p.name, err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	p.mu.Lock()
+	p.cmd, p.done, p.logs = cmd, done, logs
+	p.mu.Unlock()
+	deadline := time.Now().Add(60 * time.Second)
+	for !ready() {
+		select {
+		case <-done:
+			return fmt.Errorf("%s exited before it was ready:\n%s", p.name, logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			p.Stop()
+			return fmt.Errorf("%s not ready after 60s:\n%s", p.name, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return nil
+}
+
+// Stop kills the process (and its process group) and waits for it.
+func (p *Proc) Stop() {
+	p.mu.Lock()
+	cmd, done := p.cmd, p.done
+	p.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	<-done
+}
+
+// Restart stops the process and starts it again with the same arguments.
+func (p *Proc) Restart(t testing.TB, ready func() bool) {
+	t.Helper()
+	p.Stop()
+	if err := p.start(ready); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	b  *strings.Builder
+}
+
+func (w *syncWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.b.Len() < 1<<20 {
+		w.b.Write(b)
+	}
+	return len(b), nil
+}
+
+// HTTPReady returns a readiness check that succeeds once url answers any
+// HTTP status.
+func HTTPReady(url string) func() bool {
+	c := &http.Client{Timeout: time.Second}
+	return func() bool {
+		resp, err := c.Get(url)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return true
+	}
+}

@@ -1,0 +1,154 @@
+package dynamodb_test
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	awsdb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hasplock/hasp/local/launch"
+	"github.com/hasplock/hasp/lock"
+	"github.com/hasplock/hasp/providers"
+	"github.com/hasplock/hasp/providers/dynamodb"
+	"github.com/hasplock/hasp/providers/providertest"
+	"github.com/hasplock/hasp/service"
+)
+
+// counter counts HTTP requests to DynamoDB by their X-Amz-Target.
+type counter struct {
+	mu  sync.Mutex
+	ops map[string]int
+	n   atomic.Int64
+}
+
+func (c *counter) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	c.mu.Lock()
+	c.ops[r.Header.Get("X-Amz-Target")]++
+	c.mu.Unlock()
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func (c *counter) reset() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.ops
+	c.ops = map[string]int{}
+	c.n.Store(0)
+	return old
+}
+
+func client(url string, hc aws.HTTPClient) *awsdb.Client {
+	return awsdb.New(awsdb.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(url),
+		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
+		HTTPClient:   hc,
+	})
+}
+
+func harness(t *testing.T, url func() string, restart func(t *testing.T)) providertest.Harness {
+	const table = "hasp-locks"
+	require.NoError(t, dynamodb.CreateTable(context.Background(), client(url(), nil), table, false))
+	open := func(t *testing.T, opts ...dynamodb.Option) providers.Provider {
+		p, err := dynamodb.New(client(url(), nil), table, opts...)
+		require.NoError(t, err)
+		return p
+	}
+	return providertest.Harness{
+		Open: func(t *testing.T) providers.Provider { return open(t) },
+		OpenWithClock: func(t *testing.T, c lock.Clock) providers.Provider {
+			return open(t, dynamodb.WithClock(c))
+		},
+		Restart:    restart,
+		Contention: providertest.ContentionConfig{Goroutines: 8, Names: 3, Acquires: 2000},
+	}
+}
+
+func TestConformanceMoto(t *testing.T) {
+	url := launch.Moto(t)
+	providertest.Run(t, harness(t, func() string { return url }, nil))
+}
+
+func TestConformanceDynalite(t *testing.T) {
+	url, proc := launch.Dynalite(t, t.TempDir())
+	providertest.Run(t, harness(t, func() string { return url }, func(t *testing.T) {
+		proc.Restart(t, launch.HTTPReady(url))
+	}))
+}
+
+// TestRequestCounts: exactly one DynamoDB request per acquire, renew and
+// release when uncontended, so 2 per acquire+release; a held acquire costs
+// one request on a server that returns the old item (moto).
+func TestRequestCounts(t *testing.T) {
+	url := launch.Moto(t)
+	cnt := &counter{ops: map[string]int{}}
+	db := client(url, &http.Client{Transport: cnt})
+	require.NoError(t, dynamodb.CreateTable(context.Background(), db, "counted", false))
+	p, err := dynamodb.New(db, "counted")
+	require.NoError(t, err)
+	s := service.New(p)
+	ctx := context.Background()
+	for i := range 5 {
+		cnt.reset()
+		l, err := s.Acquire(ctx, lock.AcquireRequest{Name: "n"})
+		require.NoError(t, err)
+		require.NoError(t, s.Release(ctx, lock.ReleaseRequest{Name: "n", LeaseID: l.LeaseID}))
+		assert.Equal(t, map[string]int{"DynamoDB_20120810.UpdateItem": 2}, cnt.reset(), "cycle %d", i)
+	}
+	l, err := s.Acquire(ctx, lock.AcquireRequest{Name: "n"})
+	require.NoError(t, err)
+	cnt.reset()
+	_, err = s.Renew(ctx, lock.RenewRequest{Name: "n", LeaseID: l.LeaseID})
+	require.NoError(t, err)
+	_, err = s.Renew(ctx, lock.RenewRequest{Name: "n", LeaseID: l.LeaseID, TTL: 5 * time.Second})
+	require.NoError(t, err)
+	assert.Equal(t, map[string]int{"DynamoDB_20120810.UpdateItem": 2}, cnt.reset(), "one request per renew")
+	_, err = s.TryAcquire(ctx, lock.AcquireRequest{Name: "n"})
+	require.ErrorIs(t, err, lock.ErrHeld)
+	assert.Equal(t, map[string]int{"DynamoDB_20120810.UpdateItem": 1}, cnt.reset(), "the holder comes back with the failed condition")
+}
+
+// TestHolderFallback: on dynalite, which returns no old item, a held
+// acquire reads the holder with one consistent GetItem.
+func TestHolderFallback(t *testing.T) {
+	url, _ := launch.Dynalite(t, "")
+	cnt := &counter{ops: map[string]int{}}
+	db := client(url, &http.Client{Transport: cnt})
+	require.NoError(t, dynamodb.CreateTable(context.Background(), db, "fallback", false))
+	p, err := dynamodb.New(db, "fallback")
+	require.NoError(t, err)
+	s := service.New(p)
+	l, err := s.Acquire(context.Background(), lock.AcquireRequest{Name: "n", Owner: "o"})
+	require.NoError(t, err)
+	cnt.reset()
+	_, err = s.TryAcquire(context.Background(), lock.AcquireRequest{Name: "n"})
+	var held *lock.HeldError
+	require.ErrorAs(t, err, &held)
+	assert.Equal(t, "o", held.Holder.Owner)
+	assert.Equal(t, l.FencingToken, held.Holder.FencingToken)
+	assert.Equal(t, map[string]int{"DynamoDB_20120810.UpdateItem": 1, "DynamoDB_20120810.GetItem": 1}, cnt.reset())
+}
+
+func TestCleanupOption(t *testing.T) {
+	_, err := dynamodb.New(nil, "t", dynamodb.WithCleanup(time.Hour))
+	assert.Error(t, err, "clean-up shorter than a day could delete live items")
+	url := launch.Moto(t)
+	db := client(url, nil)
+	require.NoError(t, dynamodb.CreateTable(context.Background(), db, "gc", true))
+	p, err := dynamodb.New(db, "gc", dynamodb.WithCleanup(30*24*time.Hour))
+	require.NoError(t, err)
+	s := service.New(p)
+	l, err := s.Acquire(context.Background(), lock.AcquireRequest{Name: "n"})
+	require.NoError(t, err)
+	assert.Greater(t, l.FencingToken, time.Now().Add(-time.Minute).UnixMilli()*1000, "a new item's tokens start at its creation time ×1000")
+	assert.Less(t, l.FencingToken, lock.MaxFencingToken)
+}
