@@ -4,25 +4,25 @@
 // Table: partition key "pk" (string), nothing else required; see
 // CreateTable (`hasp dynamodb create-table TABLE`). One item per lock name:
 //
-//	pk        the lock's name
-//	token     the fencing counter (N): the last token issued for the name
-//	lease_id  the holder's lease id (absent when free)
-//	expires_ms  the holder's expiry, Unix milliseconds, by the service's clock
-//	ttl_ms    the granted TTL, for renewals that keep it
-//	owner, metadata  as given (absent when empty)
-//	gc        optional clean-up time for DynamoDB TTL, Unix seconds
+//		pk        the lock's name
+//		token     the fencing counter (N): the last token issued for the name
+//		lease_id  the holder's lease id (absent when free)
+//		expires_ms  the holder's expiry, Unix milliseconds, by the service's clock
+//		ttl_ms    the granted TTL, for renewals that keep it
+//		owner, metadata  as given (absent when empty)
+//		gc        optional clean-up time for DynamoDB TTL, Unix seconds
 //
-//   - Acquire: one UpdateItem, conditioned on "no lease_id, or expires_ms <=
-//     now", that writes the lease and increments token (ReturnValues
-//     ALL_NEW). When the condition fails the holder comes back in the
-//     ConditionalCheckFailedException (ReturnValuesOnConditionCheckFailure
-//     ALL_OLD); only a server that returns no item costs one more,
-//     strongly consistent, GetItem.
-//   - Renew: one UpdateItem conditioned on "lease_id = :id AND expires_ms >
-//     now"; without a new TTL it sets expires_ms = now + ttl_ms in the
-//     update expression itself.
-//   - Release: one UpdateItem with the same condition that removes the
-//     lease attributes but keeps the item, and with it the counter.
+//	  - Acquire: one UpdateItem, conditioned on "no lease_id, or expires_ms <=
+//	    now", that writes the lease and increments token (ReturnValues
+//	    ALL_NEW). When the condition fails the holder comes back in the
+//	    ConditionalCheckFailedException (ReturnValuesOnConditionCheckFailure
+//	    ALL_OLD); only a server that returns no item costs one more,
+//	    strongly consistent, GetItem.
+//	  - Renew: one UpdateItem conditioned on "lease_id = :id AND expires_ms >
+//	    now"; without a new TTL it sets expires_ms = now + ttl_ms in the
+//	    update expression itself.
+//	  - Release: one UpdateItem with the same condition that removes the
+//	    lease attributes but keeps the item, and with it the counter.
 //
 // Clock assumption: expiry is judged by the clock of the service instance
 // that writes (Lambda hosts are NTP-synchronized, typically within a few
@@ -156,7 +156,9 @@ func exprNames(exprs ...string) map[string]string {
 	return out
 }
 
-func num(n int64) types.AttributeValue { return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)} }
+func num(n int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
+}
 func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
 
 func (p *Provider) key(name string) map[string]types.AttributeValue {
