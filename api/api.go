@@ -108,7 +108,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"status", rw.status, "duration_ms", float64(time.Since(start).Microseconds())/1000,
 			"request_id", requestID(r))
 	}()
-	rt, ok := routes[r.URL.Path]
+	if r.Method == http.MethodHead {
+		rw.head = true
+	}
+	// Route on the path as sent: "/v1/locks%2Facquire" is not a route.
+	rt, ok := routes[r.URL.EscapedPath()]
 	if !ok {
 		writeError(rw, http.StatusNotFound, "not_found", "no such path: see /v1/health and /v1/locks", "")
 		return
@@ -236,23 +240,32 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
 }
 
 // statusQuery parses "name=NAME": exactly one name, no other parameter.
+// Values are percent-decoded as in a URI (RFC 3986): "+" stays "+", a
+// character lock names may contain.
 func statusQuery(raw string) (string, error) {
-	q, err := url.ParseQuery(raw)
-	if err != nil {
-		return "", lock.Invalid("", "malformed query string")
-	}
-	for k, v := range q {
-		if k != "name" {
-			return "", lock.Invalid(clip(k), "unknown query parameter")
+	var name string
+	found := false
+	for _, part := range strings.Split(raw, "&") {
+		if part == "" {
+			continue
 		}
-		if len(v) > 1 {
+		k, v, _ := strings.Cut(part, "=")
+		key, err1 := url.PathUnescape(k)
+		val, err2 := url.PathUnescape(v)
+		if err1 != nil || err2 != nil {
+			return "", lock.Invalid("", "malformed query string")
+		}
+		if key != "name" {
+			return "", lock.Invalid(clip(key), "unknown query parameter")
+		}
+		if found {
 			return "", lock.Invalid("name", "given more than once")
 		}
+		name, found = val, true
 	}
-	if _, ok := q["name"]; !ok {
+	if !found {
 		return "", lock.Invalid("name", "is required (GET /v1/locks?name=NAME)")
 	}
-	name := q.Get("name")
 	return name, lock.ValidateName(name)
 }
 
@@ -285,7 +298,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeJSON(w, http.StatusConflict, wire.HeldResponse{
 			Error:        wire.ErrorBody{Code: "lock_held", Message: "the lock is held by another lease"},
 			Holder:       wire.HolderBody{Owner: held.Holder.Owner, FencingToken: held.Holder.FencingToken, ExpiresAt: lock.FormatTime(held.Holder.ExpiresAt)},
-			RetryAfterMs: ceilMillis(held.RetryAfter),
+			RetryAfterMs: floorMillis(held.RetryAfter),
 		})
 	case errors.Is(err, lock.ErrLeaseLost):
 		writeError(w, http.StatusConflict, "lease_lost", "the lease no longer holds the lock (expired, released or taken over)", "")
@@ -312,11 +325,12 @@ func retryAfterSeconds(err error) string {
 	return strconv.FormatInt(s, 10)
 }
 
-func ceilMillis(d time.Duration) int64 {
+// floorMillis rounds a retry hint down: it must never overstate the wait.
+func floorMillis(d time.Duration) int64 {
 	if d <= 0 {
 		return 0
 	}
-	return int64((d + time.Millisecond - 1) / time.Millisecond)
+	return int64(d / time.Millisecond)
 }
 
 func requestID(r *http.Request) string {
@@ -332,6 +346,17 @@ type statusWriter struct {
 	http.ResponseWriter
 	status int
 	wrote  bool
+	head   bool // HEAD: headers only, whatever the front end's adapter does
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.head {
+		return len(b), nil
+	}
+	return w.ResponseWriter.Write(b)
 }
 
 func (w *statusWriter) WriteHeader(code int) {

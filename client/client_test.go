@@ -423,3 +423,76 @@ func TestThin(t *testing.T) {
 		assert.True(t, ok, "client depends on %s", dep)
 	}
 }
+
+// TestNoSpinNearDeadline: with less than a second left on ctx, a held
+// lock is retried with backoff, not in a tight loop.
+func TestNoSpinNearDeadline(t *testing.T) {
+	leakCheck(t)
+	var n atomic.Int64
+	c := newClient(t, endpoint, client.WithRequestHook(func(*http.Request) error { n.Add(1); return nil }))
+	l, err := c.Acquire(ctx(t), name(t))
+	require.NoError(t, err)
+	defer l.Release(ctx(t))
+	short, cancel := context.WithTimeout(context.Background(), 900*time.Millisecond)
+	defer cancel()
+	n.Store(0)
+	_, err = c.Acquire(short, name(t))
+	assert.ErrorIs(t, err, lock.ErrHeld)
+	assert.Less(t, n.Load(), int64(50), "requests in the last 900 ms")
+}
+
+// TestReleaseFailureEndsContext: a release that fails still ends the
+// lease's Context (its renewals are stopped).
+func TestReleaseFailureEndsContext(t *testing.T) {
+	leakCheck(t)
+	c := newClient(t, endpoint)
+	l, err := c.Acquire(ctx(t), name(t), client.WithTTL(time.Second))
+	require.NoError(t, err)
+	expired, cancel := context.WithTimeout(context.Background(), 0)
+	defer cancel()
+	require.Error(t, l.Release(expired))
+	select {
+	case <-l.Done():
+	case <-time.After(time.Second):
+		t.Fatal("Context still live after a failed release")
+	}
+	require.NoError(t, l.Release(ctx(t)), "a later release still works")
+}
+
+// TestDoPanics: a panicking fn still releases the lock.
+func TestDoPanics(t *testing.T) {
+	leakCheck(t)
+	c := newClient(t, endpoint)
+	func() {
+		defer func() { assert.Equal(t, "boom", recover()) }()
+		_ = c.Do(ctx(t), name(t), func(context.Context) error { panic("boom") })
+	}()
+	st, err := c.Status(ctx(t), name(t))
+	require.NoError(t, err)
+	assert.False(t, st.Held)
+}
+
+// TestReleaseAnswerLost: a release applied but whose answer was lost is
+// retried; the retry's lease_lost is recognised as the release having
+// worked.
+func TestReleaseAnswerLost(t *testing.T) {
+	leakCheck(t)
+	f := newFaults(t, endpoint)
+	u, _ := url.Parse(endpoint)
+	rp := httputil.NewSingleHostReverseProxy(u)
+	tr := &http.Transport{}
+	rp.Transport = tr
+	t.Cleanup(tr.CloseIdleConnections)
+	var drops atomic.Int64
+	drops.Store(1)
+	f.set(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path == "/v1/locks/release" && drops.Add(-1) >= 0 {
+			rp.ServeHTTP(httptest.NewRecorder(), r)
+			w.WriteHeader(http.StatusBadGateway)
+			return true
+		}
+		return false
+	})
+	c := newClient(t, f.srv.URL)
+	require.NoError(t, c.Do(ctx(t), name(t), func(context.Context) error { return nil }))
+}

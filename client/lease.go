@@ -26,6 +26,10 @@ const (
 // ErrReleased is the cause of a lease's Context after Release.
 var ErrReleased = errors.New("client: lease released")
 
+// errReleaseFailed is the cause of a lease's Context after a Release that
+// failed (its renewals are stopped all the same).
+var errReleaseFailed = errors.New("client: release failed, renewals stopped")
+
 // ErrDetached is the cause of a lease's Context after Detach.
 var ErrDetached = errors.New("client: lease detached")
 
@@ -172,7 +176,7 @@ func (c *Client) Acquire(ctx context.Context, name string, opts ...AcquireOption
 		case errors.Is(err, lock.ErrHeld):
 			// The server already waited; ask again at once unless it
 			// answered early (it could not wait as long as asked).
-			if time.Since(sent) >= req.Wait/2 {
+			if req.Wait > 0 && time.Since(sent) >= req.Wait/2 {
 				attempt = -1
 				continue
 			}
@@ -203,15 +207,25 @@ func (c *Client) Do(ctx context.Context, name string, fn func(ctx context.Contex
 	if err != nil {
 		return err
 	}
+	release := func() error {
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), requestSlack)
+		defer rcancel()
+		return l.Release(rctx)
+	}
+	released := false
+	defer func() {
+		if !released { // fn panicked: still stop renewing and release
+			_ = release()
+		}
+	}()
 	fctx, cancel := context.WithCancelCause(ctx)
 	stop := context.AfterFunc(l.Context(), func() { cancel(context.Cause(l.Context())) })
 	ferr := fn(fctx)
 	stop()
 	cancel(nil)
 	lost := l.Err()
-	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), requestSlack)
-	defer rcancel()
-	rerr := l.Release(rctx)
+	released = true
+	rerr := release()
 	switch {
 	case ferr != nil:
 		return ferr
@@ -437,11 +451,15 @@ func (l *Lease) loop(ctx context.Context) {
 func (l *Lease) Release(ctx context.Context) error {
 	l.stopOnce.Do(l.stop)
 	<-l.loopDone
-	if err := l.Err(); err != nil && !errors.Is(err, ErrExpiring) {
-		if errors.Is(err, ErrReleased) {
+	if err := l.Err(); err != nil {
+		switch {
+		case errors.Is(err, ErrReleased):
 			return nil
+		case errors.Is(err, ErrExpiring), errors.Is(err, errReleaseFailed), errors.Is(err, ErrDetached):
+			// Possibly still held on the service: release it.
+		default:
+			return err // the service said the lease is lost
 		}
-		return err
 	}
 	backoff := retry.NewExponentialJitterBackoff(2 * time.Second)
 	for attempt := 0; ; attempt++ {
@@ -450,10 +468,15 @@ func (l *Lease) Release(ctx context.Context) error {
 			l.lose(ErrReleased)
 			return nil
 		}
+		if attempt > 0 && errors.Is(err, lock.ErrLeaseLost) && time.Now().Before(l.Deadline()) {
+			// An earlier attempt whose answer was lost did release it: before
+			// its deadline the lease cannot have expired or been taken over.
+			l.lose(ErrReleased)
+			return nil
+		}
 		if !retryable(err) || ctx.Err() != nil {
-			if errors.Is(err, lock.ErrLeaseLost) {
-				l.lose(err)
-			}
+			// Renewals are stopped either way: the lease is over for us.
+			l.lose(fmt.Errorf("%w: %w", errReleaseFailed, err))
 			return err
 		}
 		d, _ := backoff.BackoffDelay(attempt, err)

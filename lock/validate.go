@@ -35,8 +35,10 @@ func nameByte(c byte) bool {
 	return false
 }
 
-// ValidateOwner checks an owner label: at most 255 bytes of valid UTF-8
-// without control characters.
+// ValidateOwner checks an owner label: at most 255 bytes of printable
+// UTF-8: letters, marks, numbers, punctuation, symbols and spaces
+// (unicode.IsGraphic), so no control, format (such as bidirectional
+// overrides), line-separator or private-use characters.
 func ValidateOwner(owner string) error {
 	if len(owner) > MaxOwnerLen {
 		return Invalid("owner", "must be at most %d bytes", MaxOwnerLen)
@@ -45,8 +47,8 @@ func ValidateOwner(owner string) error {
 		return Invalid("owner", "must be valid UTF-8")
 	}
 	for _, r := range owner {
-		if unicode.IsControl(r) {
-			return Invalid("owner", "must not contain control characters")
+		if !unicode.IsGraphic(r) {
+			return Invalid("owner", "must be printable: no control, format or separator characters")
 		}
 	}
 	return nil

@@ -440,6 +440,10 @@ func (tg *Target) testStatusQuery(t *testing.T) {
 	s = tg.Do(t, http.MethodGet, "/v1/locks?name="+url.QueryEscape(odd), nil)
 	require.Equal(t, http.StatusOK, s.Status, "%s", s.Raw)
 	assert.Equal(t, odd, s.Body["name"])
+	// A literal "+" is a "+" (RFC 3986), not a space.
+	s = tg.Do(t, http.MethodGet, "/v1/locks?name=a+b", nil)
+	require.Equal(t, http.StatusOK, s.Status, "%s", s.Raw)
+	assert.Equal(t, "a+b", s.Body["name"])
 }
 
 func (tg *Target) testBodyLimit(t *testing.T) {
@@ -460,6 +464,8 @@ func (tg *Target) testRouting(t *testing.T) {
 	for _, p := range []string{"/", "/v1", "/v1/", "/v1/locks/", "/v1/locks/acquire/", "/v1/lock", "/v2/locks/acquire", "/V1/HEALTH", "/v1/locks/steal"} {
 		checkError(t, tg.Do(t, http.MethodGet, p, nil), http.StatusNotFound, "not_found")
 	}
+	// Paths match as sent: an encoded slash is not a route.
+	checkError(t, tg.Do(t, http.MethodPost, "/v1/locks%2Facquire", []byte(`{"name":"`+Name(t)+`"}`)), http.StatusNotFound, "not_found")
 	for _, c := range []struct{ method, path, allow string }{
 		{http.MethodGet, "/v1/locks/acquire", "POST"},
 		{http.MethodPut, "/v1/locks/renew", "POST"},

@@ -100,11 +100,13 @@ func runLocked(ctx context.Context, c *client.Client, name string, argv []string
 
 	var lost error
 	var kill <-chan time.Time
+	done := l.Done()
 	for {
 		select {
 		case s := <-sigs:
 			_ = child.Process.Signal(s)
-		case <-l.Done():
+		case <-done:
+			done = nil // closed for good: handle it once
 			if lost == nil && !errors.Is(l.Err(), client.ErrReleased) {
 				lost = l.Err()
 				fmt.Fprintf(os.Stderr, "hasp: lease on %s lost (%v): terminating the command\n", name, lost)

@@ -239,7 +239,7 @@ func (it item) held(name string, now time.Time) *lock.HeldError {
 	return &lock.HeldError{
 		Name:       name,
 		Holder:     lock.Holder{Owner: it.owner, FencingToken: it.token, ExpiresAt: it.expires(), Metadata: it.metadata},
-		RetryAfter: it.expires().Sub(now),
+		RetryAfter: max(it.expires().Sub(now), 0),
 	}
 }
 
@@ -304,7 +304,7 @@ func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.L
 			return it.lease(req.Name), nil
 		}
 		if it.heldAt(now) {
-			return lock.Lease{}, it.held(req.Name, now)
+			return lock.Lease{}, it.held(req.Name, p.clock.Now())
 		}
 		// Freed between the write and the read: try again.
 		freed = it

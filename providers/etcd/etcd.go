@@ -243,7 +243,7 @@ func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.L
 			return lock.Lease{}, &lock.HeldError{
 				Name:       req.Name,
 				Holder:     holder(kv, cur),
-				RetryAfter: exp.Sub(now),
+				RetryAfter: max(exp.Sub(p.clock.Now()), 0),
 				Revision:   resp.Header.Revision,
 			}
 		}
@@ -284,8 +284,24 @@ func (p *Provider) current(ctx context.Context, name, leaseID string, now time.T
 	return kv, rec, nil
 }
 
-// Renew implements providers.Provider.
+// Renew implements providers.Provider. A concurrent renew of the same
+// lease (a retry, or a manual renew beside the background one) may change
+// the key between the read and the write: the renew then reads again, and
+// answers lease_lost only if the lease no longer holds the key.
 func (p *Provider) Renew(ctx context.Context, req lock.RenewRequest) (lock.Lease, error) {
+	for range 5 {
+		l, err := p.renewOnce(ctx, req)
+		if !errors.Is(err, errChanged) {
+			return l, err
+		}
+	}
+	return lock.Lease{}, &lock.RetryableError{Err: fmt.Errorf("%w: etcd: lock %q kept changing", lock.ErrUnavailable, req.Name), RetryAfter: 100 * time.Millisecond}
+}
+
+// errChanged means the key changed between a read and a guarded write.
+var errChanged = errors.New("etcd: changed concurrently")
+
+func (p *Provider) renewOnce(ctx context.Context, req lock.RenewRequest) (lock.Lease, error) {
 	now := p.clock.Now()
 	kv, rec, err := p.current(ctx, req.Name, req.LeaseID, now)
 	if err != nil {
@@ -301,7 +317,7 @@ func (p *Provider) Renew(ctx context.Context, req lock.RenewRequest) (lock.Lease
 	if secs == oldSecs {
 		ka, err := p.cli.KeepAliveOnce(ctx, old)
 		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
-			return lock.Lease{}, lock.ErrLeaseLost
+			return lock.Lease{}, errChanged // read again: moved by a concurrent renew, or gone
 		}
 		if err != nil {
 			return lock.Lease{}, mapErr(err)
@@ -326,7 +342,7 @@ func (p *Provider) Renew(ctx context.Context, req lock.RenewRequest) (lock.Lease
 		if id != old {
 			p.pool.put(id, secs)
 		}
-		return lock.Lease{}, lock.ErrLeaseLost
+		return lock.Lease{}, errChanged
 	}
 	if id != old {
 		p.pool.put(old, oldSecs) // the key has moved to id: old holds nothing

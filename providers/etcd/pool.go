@@ -24,14 +24,19 @@ type leasePool struct {
 
 	revokes chan clientv3.LeaseID
 	done    chan struct{}
+	ctx     context.Context // ends on close, abandoning queued revokes
+	cancel  context.CancelFunc
 }
 
 func newLeasePool(cli *clientv3.Client) *leasePool {
+	ctx, cancel := context.WithCancel(context.Background())
 	lp := &leasePool{
 		cli:     cli,
 		idle:    map[int64][]clientv3.LeaseID{},
 		revokes: make(chan clientv3.LeaseID, 1024),
 		done:    make(chan struct{}),
+		ctx:     ctx,
+		cancel:  cancel,
 	}
 	go lp.revoker()
 	return lp
@@ -100,13 +105,15 @@ func (lp *leasePool) revoke(id clientv3.LeaseID) {
 func (lp *leasePool) revoker() {
 	defer close(lp.done)
 	for id := range lp.revokes {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		ctx, cancel := context.WithTimeout(lp.ctx, 2*time.Second)
 		_, _ = lp.cli.Revoke(ctx, id)
 		cancel()
 	}
 }
 
-// close revokes the idle leases and stops the background revoker.
+// close revokes the idle leases and stops the background revoker, within
+// about two seconds even if etcd does not answer; leases it leaves behind
+// expire at their TTL.
 func (lp *leasePool) close() {
 	lp.mu.Lock()
 	if lp.closed {
@@ -121,6 +128,7 @@ func (lp *leasePool) close() {
 	lp.idle = nil
 	close(lp.revokes)
 	lp.mu.Unlock()
+	lp.cancel()
 	<-lp.done
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()

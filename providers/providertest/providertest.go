@@ -81,6 +81,7 @@ func Run(t *testing.T, h Harness) {
 		{"NamesAreIndependent", testIndependentNames},
 		{"RenewKeepsGrantedTTL", testRenewDefaultTTL},
 		{"RenewChangesTTL", testRenewNewTTL},
+		{"ConcurrentRenews", testConcurrentRenews},
 		{"ExpiryAndTakeover", testExpiry},
 		{"RenewAfterExpiryIsLost", testRenewAfterExpiry},
 		{"WaitForRelease", testWaitRelease},
@@ -315,6 +316,37 @@ func testRenewNewTTL(t *testing.T, s *service.Service, name string) {
 	require.NoError(t, err)
 	assert.Equal(t, r.TTL, r2.TTL, "a later renew keeps the newly granted ttl")
 	require.NoError(t, s.Release(ctx, lock.ReleaseRequest{Name: name, LeaseID: l.LeaseID}))
+}
+
+// testConcurrentRenews: renews of one live lease that race each other (a
+// retry beside the original, a manual renew beside the background one)
+// all succeed; none reports the lease lost.
+func testConcurrentRenews(t *testing.T, s *service.Service, name string) {
+	ctx := ctxFor(t)
+	l := acquire(t, s, name, 10*time.Second)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ttl := time.Duration(0)
+			if i%3 == 0 {
+				ttl = time.Duration(10+i) * time.Second
+			}
+			r, err := s.Renew(ctx, lock.RenewRequest{Name: name, LeaseID: l.LeaseID, TTL: ttl})
+			if assert.NoError(t, err, "concurrent renew %d", i) {
+				assert.Equal(t, l.FencingToken, r.FencingToken)
+			}
+		}()
+	}
+	wg.Wait()
+	st, err := s.Status(ctx, name)
+	require.NoError(t, err)
+	assert.True(t, st.Held)
+	require.NoError(t, s.Release(ctx, lock.ReleaseRequest{Name: name, LeaseID: l.LeaseID}))
+	st, err = s.Status(ctx, name)
+	require.NoError(t, err)
+	assert.False(t, st.Held, "released after the concurrent renews")
 }
 
 // waitUntil sleeps until t.

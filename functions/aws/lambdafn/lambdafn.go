@@ -1,0 +1,91 @@
+// Package lambdafn adapts hasp's API v1 handler to AWS Lambda behind an API
+// Gateway HTTP API (payload format 2.0).
+//
+// The adapter is aws-lambda-go-api-proxy's httpadapter, the maintained
+// translation between API Gateway events and net/http: it rebuilds the
+// request (method, raw path, query, headers, base64 bodies) and the
+// response, so this package adds only configuration and logging. Notes from
+// using it: it routes on the event's raw path, so the API must use the
+// $default stage (no stage prefix in paths), and it splits request header
+// values on commas, which no header of API v1 depends on.
+package lambdafn
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/awslabs/aws-lambda-go-api-proxy/core"
+	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
+
+	"github.com/hasplock/hasp/api"
+	"github.com/hasplock/hasp/providers"
+	_ "github.com/hasplock/hasp/providers/dynamodb" // dynamodb://TABLE
+	"github.com/hasplock/hasp/service"
+)
+
+// Config is the function's configuration.
+type Config struct {
+	// Store is the store URL, from HASP_STORE (e.g. dynamodb://hasp-locks).
+	Store string
+	// LogLevel is the minimum level logged, from HASP_LOG_LEVEL (default
+	// info).
+	LogLevel slog.Level
+}
+
+// ConfigFromEnv reads the configuration from the environment.
+func ConfigFromEnv() Config {
+	c := Config{Store: os.Getenv("HASP_STORE")}
+	_ = c.LogLevel.UnmarshalText([]byte(os.Getenv("HASP_LOG_LEVEL")))
+	return c
+}
+
+// Function is the Lambda handler with its provider, created once per cold
+// start.
+type Function struct {
+	svc     *service.Service
+	adapter *httpadapter.HandlerAdapterV2
+}
+
+// New opens the store and builds the handler.
+func New(ctx context.Context, cfg Config) (*Function, error) {
+	if cfg.Store == "" {
+		return nil, fmt.Errorf("HASP_STORE is not set (e.g. dynamodb://hasp-locks)")
+	}
+	p, err := providers.Open(ctx, cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	log := slog.New(requestIDs{slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel})})
+	svc := service.New(p)
+	return &Function{svc: svc, adapter: httpadapter.NewV2(api.New(svc, api.WithLogger(log)))}, nil
+}
+
+// Handle serves one API Gateway HTTP API event.
+func (f *Function) Handle(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	return f.adapter.ProxyWithContext(ctx, ev)
+}
+
+// Close closes the provider.
+func (f *Function) Close() error { return f.svc.Close() }
+
+// requestIDs adds the Lambda and API Gateway request ids to every record
+// logged with a request's context.
+type requestIDs struct{ slog.Handler }
+
+func (h requestIDs) Handle(ctx context.Context, r slog.Record) error {
+	if lc, ok := lambdacontext.FromContext(ctx); ok {
+		r.AddAttrs(slog.String("aws_request_id", lc.AwsRequestID))
+	}
+	if rc, ok := core.GetAPIGatewayV2ContextFromContext(ctx); ok {
+		r.AddAttrs(slog.String("apigw_request_id", rc.RequestID))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h requestIDs) WithAttrs(as []slog.Attr) slog.Handler { return requestIDs{h.Handler.WithAttrs(as)} }
+
+func (h requestIDs) WithGroup(name string) slog.Handler { return requestIDs{h.Handler.WithGroup(name)} }
