@@ -86,6 +86,8 @@ func (h requestIDs) Handle(ctx context.Context, r slog.Record) error {
 	return h.Handler.Handle(ctx, r)
 }
 
-func (h requestIDs) WithAttrs(as []slog.Attr) slog.Handler { return requestIDs{h.Handler.WithAttrs(as)} }
+func (h requestIDs) WithAttrs(as []slog.Attr) slog.Handler {
+	return requestIDs{h.Handler.WithAttrs(as)}
+}
 
 func (h requestIDs) WithGroup(name string) slog.Handler { return requestIDs{h.Handler.WithGroup(name)} }
