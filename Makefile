@@ -2,8 +2,13 @@
 GO       ?= go
 BIN      ?= bin
 FUZZTIME ?= 10s
+# The Lambda Runtime Interface Emulator, built from its Go module (tests only).
+RIE_VERSION ?= v0.0.0-20261030222936-bef5c4ba774d
+# Lambda architecture: arm64 (default) or amd64.
+LAMBDA_ARCH ?= arm64
+LAMBDA_MAX_BYTES := 10485760
 
-.PHONY: all build run test test-go lint deps check-tools fuzz bench clean
+.PHONY: all build run test test-go lint deps check-tools fuzz bench clean build-lambda
 
 all: build
 
@@ -30,9 +35,23 @@ lint:
 	$(GO) vet ./...
 	$(GO) mod tidy -diff
 
-## deps: download Go modules (npm emulators join here as providers land)
-deps:
+## deps: Go modules, the npm emulators (dynalite) and the Lambda emulator
+deps: node_modules/.installed $(BIN)/tools/aws-lambda-rie
 	$(GO) mod download
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(BIN)/tools/aws-lambda-rie:
+	GOBIN=$(CURDIR)/$(BIN)/tools $(GO) install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)
+
+## build-lambda: dist/lambda/bootstrap for provided.al2023 (LAMBDA_ARCH=arm64|amd64), at most 10 MB
+build-lambda:
+	mkdir -p dist/lambda
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(LAMBDA_ARCH) $(GO) build -tags lambda.norpc,hasp_lambda -trimpath -ldflags='-s -w' -o dist/lambda/bootstrap ./functions/aws
+	@size=$$(stat -c %s dist/lambda/bootstrap); echo "dist/lambda/bootstrap ($(LAMBDA_ARCH)): $$size bytes"; \
+	  if [ $$size -gt $(LAMBDA_MAX_BYTES) ]; then echo "bootstrap is over 10 MB"; exit 1; fi
 
 check-tools:
 	@scripts/check-tools.sh
@@ -48,4 +67,4 @@ bench:
 	HASP_BENCH=1 $(GO) test -count=1 -run '^TestReport$$' -v ./bench/
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) dist

@@ -13,6 +13,9 @@ need() {
 }
 need go "the Go toolchain (1.26)"
 need openapi-spec-validator "validates openapi.yaml (comes with the machine image)"
+need moto_server "DynamoDB emulator (comes with the machine image)"
+need node "runs dynalite (Node.js comes with the machine image)"
+need npm "installs dynalite (comes with Node.js)"
 if [ "$missing" -ne 0 ]; then
   if [ "${CI:-}" = "true" ]; then
     echo "check-tools: failing because CI=true" >&2

@@ -49,7 +49,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
@@ -75,7 +74,7 @@ func Open(ctx context.Context, u *url.URL) (providers.Provider, error) {
 		}
 		opts = append(opts, WithCleanup(d))
 	}
-	cfg, err := config.LoadDefaultConfig(ctx)
+	cfg, err := loadConfig(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("dynamodb: AWS configuration: %w", err)
 	}

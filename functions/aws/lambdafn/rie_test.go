@@ -1,0 +1,55 @@
+package lambdafn_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	awsdb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hasplock/hasp/api/apitest"
+	"github.com/hasplock/hasp/local/launch"
+	"github.com/hasplock/hasp/providers/dynamodb"
+)
+
+// TestUnderRIE runs the real bootstrap under the Lambda Runtime Interface
+// Emulator on moto, and checks API v1 through API Gateway HTTP API events.
+func TestUnderRIE(t *testing.T) {
+	moto := launch.Moto(t)
+	db := awsdb.New(awsdb.Options{Region: "us-east-1", BaseEndpoint: aws.String(moto), Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")})
+	require.NoError(t, dynamodb.CreateTable(context.Background(), db, "hasp-locks", false))
+	invoke := launch.LambdaRIE(t, launch.BuildLambda(t, "github.com/hasplock/hasp/functions/aws"), []string{
+		"HASP_STORE=dynamodb://hasp-locks", "AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=test",
+		"AWS_SECRET_ACCESS_KEY=test", "AWS_ENDPOINT_URL_DYNAMODB=" + moto,
+	})
+	gw := &launch.APIGateway{InvokeURL: invoke}
+	tg := apitest.Target{BaseURL: "https://hasptest.execute-api.us-east-1.amazonaws.com", Client: &http.Client{Transport: gw}, Provider: "dynamodb", Serial: true}
+	apitest.Run(t, tg)
+
+	t.Run("Base64Body", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodPost, tg.BaseURL+"/v1/locks/acquire", nil)
+		ev := launch.Event(req, []byte(`{"name":"b64"}`))
+		ev.Body, ev.IsBase64Encoded = "eyJuYW1lIjoiYjY0In0=", true // {"name":"b64"}
+		raw, err := gw.Invoke(ev)
+		require.NoError(t, err)
+		var out events.APIGatewayV2HTTPResponse
+		require.NoError(t, json.Unmarshal(raw, &out))
+		assert.Equal(t, 200, out.StatusCode, out.Body)
+		assert.Equal(t, "application/json", out.Headers["Content-Type"])
+		assert.Contains(t, out.Body, `"fencing_token"`)
+	})
+	t.Run("HeadersThatMatter", func(t *testing.T) {
+		r := tg.Do(t, http.MethodDelete, "/v1/locks/acquire", nil)
+		assert.Equal(t, 405, r.Status)
+		assert.Equal(t, "POST", r.Header.Get("Allow"))
+		r = tg.Post(t, "/v1/locks/acquire", strings.Repeat(" ", 70000))
+		assert.Equal(t, 413, r.Status)
+	})
+}
