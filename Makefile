@@ -63,8 +63,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime $(FUZZTIME) ./api
 
 ## bench: the BENCHMARKS.md table, every ratio from one run
-bench:
-	HASP_BENCH=1 $(GO) test -count=1 -run '^TestReport$$' -v ./bench/
+bench: deps
+	HASP_BENCH=1 $(GO) test -count=1 -run '^TestReport(AWS)?$$' -v -timeout 30m ./bench/
 
 clean:
 	rm -rf $(BIN) dist

@@ -121,12 +121,14 @@ func BenchmarkCycle(b *testing.B) {
 
 // handoffs runs contenders that take one lock in turn, each holding it for
 // hold, until n grants; it returns the handoff latencies: from the moment
-// a holder started its release to the moment the next holder's acquire
-// returned.
+// a holder started its release to the moment another contender's acquire
+// returned (a contender that takes the lock straight back is not a
+// handoff).
 func handoffs(contenders, n int, hold time.Duration, lockFn func(ctx context.Context, c int) (unlock func() error, err error)) ([]time.Duration, error) {
 	var (
 		mu       sync.Mutex
 		lastRel  time.Time
+		lastC    = -1
 		out      []time.Duration
 		granted  atomic.Int64
 		firstErr error
@@ -148,14 +150,14 @@ func handoffs(contenders, n int, hold time.Duration, lockFn func(ctx context.Con
 					return
 				}
 				mu.Lock()
-				if !lastRel.IsZero() {
+				if !lastRel.IsZero() && lastC != c {
 					out = append(out, now.Sub(lastRel))
 				}
 				mu.Unlock()
 				granted.Add(1)
 				time.Sleep(hold)
 				mu.Lock()
-				lastRel = time.Now()
+				lastRel, lastC = time.Now(), c
 				mu.Unlock()
 				if err := unlock(); err != nil {
 					mu.Lock()
