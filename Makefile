@@ -8,7 +8,8 @@ RIE_VERSION ?= v0.0.0-20261030222936-bef5c4ba774d
 LAMBDA_ARCH ?= arm64
 LAMBDA_MAX_BYTES := 10485760
 
-.PHONY: all build run test test-go lint deps check-tools fuzz bench clean build-lambda
+.PHONY: all build run test test-go lint deps check-tools fuzz bench soak clean build-lambda
+SOAK ?= 100000
 
 all: build
 
@@ -61,6 +62,10 @@ fuzz: FUZZTIME = 5m
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./api
 	$(GO) test -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime $(FUZZTIME) ./api
+
+## soak: SOAK (100000) contended acquires per backend under faults; 0 violations required
+soak: deps
+	HASP_SOAK=$(SOAK) $(GO) test -count=1 -p 1 -run 'Soak' -v -timeout 0 ./providers/... 2>&1 | tee soak.log | grep -E '^(=== RUN|--- |ok|FAIL)|soak: |acquires in'
 
 ## bench: the BENCHMARKS.md table, every ratio from one run
 bench: deps

@@ -1,0 +1,15 @@
+package providertest
+
+import (
+	"os"
+	"strconv"
+)
+
+// SoakAcquires is the size of a soak: HASP_SOAK if set (make soak sets it
+// to 100000), else the short version's 2000 that make test runs.
+func SoakAcquires() int {
+	if n, err := strconv.Atoi(os.Getenv("HASP_SOAK")); err == nil && n > 0 {
+		return n
+	}
+	return 2000
+}
