@@ -3,19 +3,26 @@ package launch
 import (
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"testing"
 )
 
-// Moto starts moto_server (on the machine image) on a free loopback port
-// and returns its endpoint URL.
+// Moto starts moto (on the machine image) on a free loopback port and
+// returns its endpoint URL. It serves one request at a time
+// (scripts/moto_serial.py): moto_server's threads can both pass the same
+// condition of two concurrent conditional writes, which DynamoDB never lets
+// happen.
 func Moto(t testing.TB) string {
 	t.Helper()
-	bin, err := exec.LookPath("moto_server")
+	_, err := exec.LookPath("moto_server")
 	Require(t, err == nil, "moto_server", "it comes with the machine image: pip package moto[server]")
+	py, err := exec.LookPath("python3")
+	Require(t, err == nil, "python3 with moto", "it comes with the machine image")
 	port := FreePort(t)
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	StartProc(t, "moto_server", nil, HTTPReady(url+"/moto-api/"), bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
+	script := filepath.Join(ModuleRoot(t), "local", "launch", "scripts", "moto_serial.py")
+	StartProc(t, "moto", nil, HTTPReady(url+"/moto-api/"), py, script, "127.0.0.1", strconv.Itoa(port))
 	return url
 }
 

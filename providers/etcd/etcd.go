@@ -56,6 +56,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -289,10 +290,19 @@ func (p *Provider) current(ctx context.Context, name, leaseID string, now time.T
 // the key between the read and the write: the renew then reads again, and
 // answers lease_lost only if the lease no longer holds the key.
 func (p *Provider) Renew(ctx context.Context, req lock.RenewRequest) (lock.Lease, error) {
-	for range 5 {
+	// Each round at least one of the racing renews wins, so as many rounds
+	// as racers always suffice; a short jittered backoff spreads them out.
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval = time.Millisecond, 20*time.Millisecond
+	for range 16 {
 		l, err := p.renewOnce(ctx, req)
 		if !errors.Is(err, errChanged) {
 			return l, err
+		}
+		select {
+		case <-time.After(b.NextBackOff()):
+		case <-ctx.Done():
+			return lock.Lease{}, mapErr(ctx.Err())
 		}
 	}
 	return lock.Lease{}, &lock.RetryableError{Err: fmt.Errorf("%w: etcd: lock %q kept changing", lock.ErrUnavailable, req.Name), RetryAfter: 100 * time.Millisecond}
