@@ -84,3 +84,10 @@ type Watcher interface {
 	// are allowed; the service simply tries again.
 	WaitChange(ctx context.Context, held *lock.HeldError) error
 }
+
+// RequestCounter is an optional capability of a Provider that counts the
+// requests it sends to its backend, for benchmarks (`hasp bench`).
+type RequestCounter interface {
+	// BackendRequests returns the number of backend requests sent so far.
+	BackendRequests() int64
+}

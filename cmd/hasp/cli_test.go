@@ -168,3 +168,39 @@ func TestRunLostKill(t *testing.T) {
 	assert.Equal(t, exitLost, code, errOut)
 	assert.Less(t, time.Since(start), 5*time.Second, "killed after the grace period")
 }
+
+func TestBench(t *testing.T) {
+	s := launch.Hasp(t, nil, "--store", "memory:")
+	for _, args := range [][]string{
+		{"bench", "--store", "memory:", "--workers", "4", "--names", "1", "--hold", "1ms", "--duration", "1s", "--json"},
+		{"bench", "--workers", "2", "--names", "2", "--hold", "0", "--duration", "1s", "--json"},
+	} {
+		code, out, errOut := hasp(t, s.URL, args...)
+		require.Equal(t, 0, code, errOut)
+		var r struct {
+			Cycles  int64   `json:"cycles"`
+			Rate    float64 `json:"cycles_per_second"`
+			Errors  int64   `json:"errors"`
+			Acquire struct {
+				Count int     `json:"count"`
+				P99   float64 `json:"p99_ms"`
+			} `json:"acquire"`
+			Requests float64 `json:"backend_requests_per_cycle"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(out), &r), out)
+		assert.Positive(t, r.Cycles)
+		assert.Positive(t, r.Rate)
+		assert.Zero(t, r.Errors)
+		assert.Equal(t, int(r.Cycles), r.Acquire.Count)
+		assert.Positive(t, r.Acquire.P99)
+		if args[1] == "--store" {
+			assert.Zero(t, r.Requests, "memory: has no backend requests")
+		} else {
+			assert.Equal(t, float64(-1), r.Requests, "not countable through HTTP")
+		}
+	}
+	code, out, _ := hasp(t, s.URL, "bench", "--workers", "1", "--duration", "1s")
+	assert.Equal(t, 0, code)
+	assert.Contains(t, out, "cycles:")
+	assert.Contains(t, out, "acquire:")
+}

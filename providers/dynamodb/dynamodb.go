@@ -45,6 +45,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -87,9 +88,17 @@ type Provider struct {
 	table   string
 	clock   lock.Clock
 	cleanup time.Duration
+	calls   atomic.Int64 // DynamoDB API calls, for providers.RequestCounter
 }
 
-var _ providers.Provider = (*Provider)(nil)
+var (
+	_ providers.Provider       = (*Provider)(nil)
+	_ providers.RequestCounter = (*Provider)(nil)
+)
+
+// BackendRequests implements providers.RequestCounter: DynamoDB API calls
+// made by lock operations (each may be retried by the SDK on throttling).
+func (p *Provider) BackendRequests() int64 { return p.calls.Load() }
 
 // Option configures a Provider.
 type Option func(*Provider)
@@ -264,6 +273,7 @@ func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.L
 		}
 		set = p.gc(now, set, vals)
 		upd, cond := update(set, remove), "attribute_not_exists(#lid) OR #exp <= :now"
+		p.calls.Add(1)
 		out, err := p.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 			TableName:                           &p.table,
 			Key:                                 p.key(req.Name),
@@ -288,6 +298,7 @@ func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.L
 		av := ccf.Item
 		if len(av) == 0 {
 			// This server does not return the old item: read it.
+			p.calls.Add(1)
 			got, err := p.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &p.table, Key: p.key(req.Name), ConsistentRead: aws.Bool(true)})
 			if err != nil {
 				return lock.Lease{}, mapErr(err)
@@ -325,6 +336,7 @@ func (p *Provider) Renew(ctx context.Context, req lock.RenewRequest) (lock.Lease
 	}
 	set = p.gc(now, set, vals)
 	upd, cond := update(set, nil), "#lid = :lid AND #exp > :now"
+	p.calls.Add(1)
 	out, err := p.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 &p.table,
 		Key:                       p.key(req.Name),
@@ -351,6 +363,7 @@ func (p *Provider) Release(ctx context.Context, req lock.ReleaseRequest) error {
 	vals := map[string]types.AttributeValue{":lid": str(req.LeaseID), ":now": num(now.UnixMilli())}
 	set := p.gc(now, nil, vals)
 	upd, cond := update(set, []string{"#lid", "#own", "#md", "#exp", "#ttl"}), "#lid = :lid AND #exp > :now"
+	p.calls.Add(1)
 	_, err := p.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 &p.table,
 		Key:                       p.key(req.Name),
@@ -365,6 +378,7 @@ func (p *Provider) Release(ctx context.Context, req lock.ReleaseRequest) error {
 // Status implements providers.Provider with one strongly consistent read.
 func (p *Provider) Status(ctx context.Context, name string) (lock.Status, error) {
 	now := p.clock.Now()
+	p.calls.Add(1)
 	got, err := p.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &p.table, Key: p.key(name), ConsistentRead: aws.Bool(true)})
 	if err != nil {
 		return lock.Status{}, mapErr(err)
@@ -382,6 +396,7 @@ func (p *Provider) Status(ctx context.Context, name string) (lock.Status, error)
 // Ping implements providers.Provider: DescribeTable, which costs no
 // capacity.
 func (p *Provider) Ping(ctx context.Context) error {
+	p.calls.Add(1)
 	_, err := p.db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &p.table})
 	return mapErr(err)
 }

@@ -54,6 +54,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -107,12 +108,19 @@ type Provider struct {
 	clock  lock.Clock
 	closer func() error
 	pool   *leasePool
+	calls  atomic.Int64 // etcd RPCs sent, for providers.RequestCounter
 }
 
 var (
-	_ providers.Provider = (*Provider)(nil)
-	_ providers.Watcher  = (*Provider)(nil)
+	_ providers.Provider       = (*Provider)(nil)
+	_ providers.Watcher        = (*Provider)(nil)
+	_ providers.RequestCounter = (*Provider)(nil)
 )
+
+// BackendRequests implements providers.RequestCounter: etcd RPCs sent by
+// lock operations (including the lease pool's keep-alives, grants and
+// revokes).
+func (p *Provider) BackendRequests() int64 { return p.calls.Load() + p.pool.calls.Load() }
 
 // Option configures a Provider.
 type Option func(*Provider)
@@ -211,6 +219,7 @@ func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.L
 	}
 	val := rec.encode()
 	for range 3 {
+		p.calls.Add(1)
 		resp, err := p.cli.Txn(ctx).
 			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
 			Then(clientv3.OpPut(key, val, clientv3.WithLease(id))).
@@ -249,6 +258,7 @@ func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.L
 			}
 		}
 		// Expired by the service's clock; etcd has not removed it yet.
+		p.calls.Add(1)
 		del, err := p.cli.Txn(ctx).
 			If(clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)).
 			Then(clientv3.OpDelete(key)).
@@ -267,6 +277,7 @@ func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.L
 
 // current reads the key and checks that leaseID holds it at now.
 func (p *Provider) current(ctx context.Context, name, leaseID string, now time.Time) (*mvccpb.KeyValue, record, error) {
+	p.calls.Add(1)
 	resp, err := p.cli.Get(ctx, p.key(name))
 	if err != nil {
 		return nil, record{}, mapErr(err)
@@ -325,6 +336,7 @@ func (p *Provider) renewOnce(ctx context.Context, req lock.RenewRequest) (lock.L
 	id, secs := old, ttlSeconds(ttl)
 	var granted time.Duration
 	if secs == oldSecs {
+		p.calls.Add(1)
 		ka, err := p.cli.KeepAliveOnce(ctx, old)
 		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
 			return lock.Lease{}, errChanged // read again: moved by a concurrent renew, or gone
@@ -341,6 +353,7 @@ func (p *Provider) renewOnce(ctx context.Context, req lock.RenewRequest) (lock.L
 	}
 	rec.TTLms = granted.Milliseconds()
 	rec.ExpMs = lock.ExpiresAt(now, granted).UnixMilli()
+	p.calls.Add(1)
 	resp, err := p.cli.Txn(ctx).
 		If(clientv3.Compare(clientv3.ModRevision(string(kv.Key)), "=", kv.ModRevision)).
 		Then(clientv3.OpPut(string(kv.Key), rec.encode(), clientv3.WithLease(id))).
@@ -371,6 +384,7 @@ func (p *Provider) Release(ctx context.Context, req lock.ReleaseRequest) error {
 		return lock.ErrLeaseLost
 	}
 	key := p.key(req.Name)
+	p.calls.Add(1)
 	resp, err := p.cli.Txn(ctx).
 		If(heldBy(key, req.LeaseID, p.clock.Now())...).
 		Then(clientv3.OpDelete(key, clientv3.WithPrevKV())).
@@ -392,6 +406,7 @@ func (p *Provider) Release(ctx context.Context, req lock.ReleaseRequest) error {
 // Status implements providers.Provider.
 func (p *Provider) Status(ctx context.Context, name string) (lock.Status, error) {
 	now := p.clock.Now()
+	p.calls.Add(1)
 	resp, err := p.cli.Get(ctx, p.key(name))
 	if err != nil {
 		return lock.Status{}, mapErr(err)
@@ -422,6 +437,7 @@ func (p *Provider) WaitChange(ctx context.Context, held *lock.HeldError) error {
 	defer t.Stop()
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
+	p.calls.Add(1)
 	wch := p.cli.Watch(wctx, p.key(held.Name), clientv3.WithRev(held.Revision+1))
 	for {
 		select {

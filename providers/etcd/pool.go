@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -26,6 +27,7 @@ type leasePool struct {
 	done    chan struct{}
 	ctx     context.Context // ends on close, abandoning queued revokes
 	cancel  context.CancelFunc
+	calls   atomic.Int64 // etcd RPCs sent
 }
 
 func newLeasePool(cli *clientv3.Client) *leasePool {
@@ -55,6 +57,7 @@ func (lp *leasePool) get(ctx context.Context, secs int64) (clientv3.LeaseID, tim
 		id := ids[len(ids)-1]
 		lp.idle[secs] = ids[:len(ids)-1]
 		lp.mu.Unlock()
+		lp.calls.Add(1)
 		ka, err := lp.cli.KeepAliveOnce(ctx, id)
 		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
 			continue // it expired while idle
@@ -68,6 +71,7 @@ func (lp *leasePool) get(ctx context.Context, secs int64) (clientv3.LeaseID, tim
 		}
 		lp.revoke(id)
 	}
+	lp.calls.Add(1)
 	g, err := lp.cli.Grant(ctx, secs)
 	if err != nil {
 		return 0, 0, mapErr(err)
@@ -106,6 +110,7 @@ func (lp *leasePool) revoker() {
 	defer close(lp.done)
 	for id := range lp.revokes {
 		ctx, cancel := context.WithTimeout(lp.ctx, 2*time.Second)
+		lp.calls.Add(1)
 		_, _ = lp.cli.Revoke(ctx, id)
 		cancel()
 	}

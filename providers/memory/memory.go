@@ -241,3 +241,7 @@ func (r *record) lease(name string) lock.Lease {
 func sameID(a, b string) bool {
 	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }
+
+// BackendRequests implements providers.RequestCounter: memory has no
+// backend, so always 0.
+func (p *Provider) BackendRequests() int64 { return 0 }
