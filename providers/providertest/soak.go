@@ -28,8 +28,9 @@ type Instance struct {
 type SoakConfig struct {
 	// Acquires is the number of successful acquires to reach (default 2000).
 	Acquires int
-	// Workers is the number of concurrent clients (default 8), spread over
-	// the instances; Names the number of lock names (default 3).
+	// Workers is the number of concurrent clients (default 8, or three per
+	// name), spread over the instances; Names the number of lock names
+	// (default 3, up to 8 for long soaks).
 	Workers, Names int
 	// TTL of every lease (default 2 s).
 	TTL time.Duration
@@ -119,11 +120,13 @@ func Soak(ctx context.Context, instances []Instance, cfg SoakConfig) SoakResult 
 	if cfg.Acquires == 0 {
 		cfg.Acquires = 2000
 	}
-	if cfg.Workers == 0 {
-		cfg.Workers = 8
-	}
 	if cfg.Names == 0 {
-		cfg.Names = 3
+		// Long soaks spread over more names to keep throughput up; every
+		// name stays contended (three workers each).
+		cfg.Names = min(max(3, cfg.Acquires/12500), 8)
+	}
+	if cfg.Workers == 0 {
+		cfg.Workers = max(8, 3*cfg.Names)
 	}
 	if cfg.TTL == 0 {
 		cfg.TTL = 2 * time.Second
