@@ -26,6 +26,13 @@ import (
 // into bin/tools by `make deps`) running bootstrap with env added, on
 // loopback addresses only, and returns its invoke URL.
 func LambdaRIE(t testing.TB, bootstrap string, env []string) string {
+	url, _ := LambdaRIEProc(t, bootstrap, env)
+	return url
+}
+
+// LambdaRIEProc is LambdaRIE that also returns the emulator's process,
+// whose logs hold the function's.
+func LambdaRIEProc(t testing.TB, bootstrap string, env []string) (string, *Proc) {
 	t.Helper()
 	rie := filepath.Join(ModuleRoot(t), "bin", "tools", "aws-lambda-rie")
 	if _, err := os.Stat(rie); err != nil {
@@ -36,10 +43,10 @@ func LambdaRIE(t testing.TB, bootstrap string, env []string) string {
 	port, apiPort := FreePort(t), FreePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	// Its defaults listen on every interface: always pass both addresses.
-	StartProc(t, "aws-lambda-rie", append([]string{"AWS_LAMBDA_FUNCTION_TIMEOUT=60"}, env...), HTTPReady(base),
+	p := StartProc(t, "aws-lambda-rie", append([]string{"AWS_LAMBDA_FUNCTION_TIMEOUT=60"}, env...), HTTPReady(base),
 		rie, "--runtime-interface-emulator-address", "127.0.0.1:"+strconv.Itoa(port),
 		"--runtime-api-address", "127.0.0.1:"+strconv.Itoa(apiPort), "--log-level", "error", bootstrap)
-	return base + "/2015-03-31/functions/function/invocations"
+	return base + "/2015-03-31/functions/function/invocations", p
 }
 
 // BuildLambda builds the Go main package pkg as a Lambda bootstrap for this

@@ -65,7 +65,7 @@ type Proc struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
-	logs *strings.Builder
+	logs *syncWriter
 }
 
 // StartProc starts argv, waits until ready() reports true (polling for up
@@ -83,8 +83,8 @@ func StartProc(t testing.TB, name string, env []string, ready func() bool, argv 
 func (p *Proc) start(ready func() bool) error {
 	cmd := exec.Command(p.argv[0], p.argv[1:]...)
 	cmd.Env = append(os.Environ(), p.env...)
-	logs := &strings.Builder{}
-	cmd.Stdout, cmd.Stderr = &syncWriter{b: logs}, &syncWriter{b: logs}
+	logs := &syncWriter{b: &strings.Builder{}}
+	cmd.Stdout, cmd.Stderr = logs, logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // stop its children too
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting %s: %w", p.name, err)
@@ -108,6 +108,17 @@ func (p *Proc) start(ready func() bool) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return nil
+}
+
+// Logs returns what the process wrote to stdout and stderr so far.
+func (p *Proc) Logs() string {
+	p.mu.Lock()
+	logs := p.logs
+	p.mu.Unlock()
+	if logs == nil {
+		return ""
+	}
+	return logs.String()
 }
 
 // Stop kills the process (and its process group) and waits for it.
@@ -134,6 +145,12 @@ func (p *Proc) Restart(t testing.TB, ready func() bool) {
 type syncWriter struct {
 	mu sync.Mutex
 	b  *strings.Builder
+}
+
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }
 
 func (w *syncWriter) Write(b []byte) (int, error) {

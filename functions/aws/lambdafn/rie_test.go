@@ -25,7 +25,7 @@ func TestUnderRIE(t *testing.T) {
 	moto := launch.Moto(t)
 	db := awsdb.New(awsdb.Options{Region: "us-east-1", BaseEndpoint: aws.String(moto), Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")})
 	require.NoError(t, dynamodb.CreateTable(context.Background(), db, "hasp-locks", false))
-	invoke := launch.LambdaRIE(t, launch.BuildLambda(t, "github.com/hasplock/hasp/functions/aws"), []string{
+	invoke, rie := launch.LambdaRIEProc(t, launch.BuildLambda(t, "github.com/hasplock/hasp/functions/aws"), []string{
 		"HASP_STORE=dynamodb://hasp-locks", "AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=test",
 		"AWS_SECRET_ACCESS_KEY=test", "AWS_ENDPOINT_URL_DYNAMODB=" + moto,
 	})
@@ -44,6 +44,21 @@ func TestUnderRIE(t *testing.T) {
 		assert.Equal(t, 200, out.StatusCode, out.Body)
 		assert.Equal(t, "application/json", out.Headers["Content-Type"])
 		assert.Contains(t, out.Body, `"fencing_token"`)
+	})
+	t.Run("JSONLogsWithRequestIDs", func(t *testing.T) {
+		var lines int
+		for _, line := range strings.Split(rie.Logs(), "\n") {
+			if !strings.Contains(line, `"msg":"request"`) {
+				continue
+			}
+			lines++
+			var rec map[string]any
+			require.NoError(t, json.Unmarshal([]byte(line), &rec), line)
+			assert.NotEmpty(t, rec["aws_request_id"], line)
+			assert.NotEmpty(t, rec["apigw_request_id"], line)
+			assert.NotContains(t, line, "lease_id", "logs never carry a lease id")
+		}
+		assert.Positive(t, lines, "the function logs each request as JSON")
 	})
 	t.Run("HeadersThatMatter", func(t *testing.T) {
 		r := tg.Do(t, http.MethodDelete, "/v1/locks/acquire", nil)
