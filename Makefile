@@ -8,6 +8,8 @@ RIE_VERSION ?= v0.0.0-20261030222936-bef5c4ba774d
 LAMBDA_ARCH ?= arm64
 LAMBDA_MAX_BYTES := 10485760
 
+
+.PHONY: build-HaspFunction
 .PHONY: all build run test test-go lint deps check-tools fuzz bench soak clean build-lambda
 SOAK ?= 100000
 
@@ -70,6 +72,10 @@ soak: deps
 ## bench: the BENCHMARKS.md table, every ratio from one run
 bench: deps
 	HASP_BENCH=1 $(GO) test -count=1 -run '^TestReport(AWS)?$$' -v -timeout 30m ./bench/
+
+## build-HaspFunction: called by `sam build` (template.yaml, BuildMethod: makefile)
+build-HaspFunction:
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc,hasp_lambda -trimpath -ldflags='-s -w' -o $(ARTIFACTS_DIR)/bootstrap ./functions/aws
 
 clean:
 	rm -rf $(BIN) dist

@@ -13,6 +13,7 @@ need() {
 }
 need go "the Go toolchain (1.26)"
 need openapi-spec-validator "validates openapi.yaml (comes with the machine image)"
+need cfn-lint "lints template.yaml (comes with the machine image)"
 need moto_server "DynamoDB emulator (comes with the machine image)"
 need node "runs dynalite (Node.js comes with the machine image)"
 need npm "installs dynalite (comes with Node.js)"
