@@ -10,6 +10,7 @@ LAMBDA_MAX_BYTES := 10485760
 
 
 .PHONY: build-HaspFunction
+.PHONY: synth deploy destroy
 .PHONY: all build run test test-go lint deps check-tools fuzz bench soak clean build-lambda
 SOAK ?= 100000
 
@@ -30,6 +31,7 @@ test: deps check-tools lint test-go
 
 test-go:
 	$(GO) test -count=1 -race -timeout 15m ./...
+	cd infra && $(GO) test -count=1 -timeout 10m ./...
 
 ## lint: gofmt, go vet, go mod tidy must be clean
 lint:
@@ -37,6 +39,7 @@ lint:
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) mod tidy -diff
+	cd infra && $(GO) vet ./... && $(GO) mod tidy -diff
 
 ## deps: Go modules, the npm emulators (dynalite) and the Lambda emulator
 deps: node_modules/.installed $(BIN)/tools/aws-lambda-rie
@@ -44,6 +47,8 @@ deps: node_modules/.installed $(BIN)/tools/aws-lambda-rie
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
+	@# A go.mod keeps node_modules (the CDK ships Go templates) out of ./...
+	printf 'module github.com/hasplock/hasp/node_modules\n' > node_modules/go.mod
 	touch $@
 
 $(BIN)/tools/aws-lambda-rie:
@@ -72,6 +77,24 @@ soak: deps
 ## bench: the BENCHMARKS.md table, every ratio from one run
 bench: deps
 	HASP_BENCH=1 $(GO) test -count=1 -run '^TestReport(AWS)?$$' -v -timeout 30m ./bench/
+
+# The CDK CLI runs offline and quietly.
+CDK = cd infra && CDK_DISABLE_CLI_TELEMETRY=true CDK_DISABLE_VERSION_CHECK=1 JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 ../node_modules/.bin/cdk
+ENV ?= dev
+
+## synth: cdk synth ENV=dev|staging|prod offline into infra/cdk.out, then cfn-lint it
+synth: deps build-lambda
+	$(CDK) synth -c env=$(ENV) --no-notices --quiet -o cdk.out
+	cfn-lint infra/cdk.out/hasp-$(ENV).template.json
+
+## deploy: cdk bootstrap and deploy ENV (needs AWS credentials)
+deploy: deps build-lambda
+	$(CDK) bootstrap -c env=$(ENV) --no-notices
+	$(CDK) deploy -c env=$(ENV) --no-notices --require-approval never --outputs-file cdk.out/outputs-$(ENV).json
+
+## destroy: delete ENV's stack (prod keeps its table: RETAIN)
+destroy: deps build-lambda
+	$(CDK) destroy -c env=$(ENV) --no-notices --force
 
 ## build-HaspFunction: called by `sam build` (template.yaml, BuildMethod: makefile)
 build-HaspFunction:

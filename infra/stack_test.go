@@ -1,0 +1,261 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/jsii-runtime-go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	jsii.Close() // once per test binary
+	os.Exit(code)
+}
+
+// synth returns the CloudFormation template of env's stack, built from a
+// stand-in asset (the real bootstrap is make build-lambda's).
+func synth(t *testing.T, env string) map[string]any {
+	t.Helper()
+	e, err := LookupEnv(env)
+	require.NoError(t, err)
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "bootstrap"), []byte("stand-in"), 0o755))
+	app := awscdk.NewApp(nil)
+	stack := NewHaspStack(app, "hasp-"+env, StackProps{Env: e, AssetDir: dir})
+	tpl := assertions.Template_FromStack(stack, nil)
+	return *tpl.ToJSON()
+}
+
+// resources returns the template's resources of one type, by logical id.
+func resources(tpl map[string]any, typ string) map[string]map[string]any {
+	out := map[string]map[string]any{}
+	for id, r := range tpl["Resources"].(map[string]any) {
+		r := r.(map[string]any)
+		if r["Type"] == typ {
+			out[id] = r
+		}
+	}
+	return out
+}
+
+func one(t *testing.T, tpl map[string]any, typ string) map[string]any {
+	t.Helper()
+	rs := resources(tpl, typ)
+	require.Len(t, rs, 1, typ)
+	for _, r := range rs {
+		return r
+	}
+	return nil
+}
+
+func props(r map[string]any) map[string]any { return r["Properties"].(map[string]any) }
+
+func TestUnknownEnv(t *testing.T) {
+	_, err := LookupEnv("qa")
+	assert.ErrorContains(t, err, `unknown environment "qa": pass -c env=dev|prod|staging`)
+}
+
+func TestTable(t *testing.T) {
+	for env, want := range map[string]struct {
+		policy string
+		pitr   bool
+	}{"dev": {"Delete", false}, "staging": {"Delete", true}, "prod": {"Retain", true}} {
+		t.Run(env, func(t *testing.T) {
+			tbl := one(t, synth(t, env), "AWS::DynamoDB::Table")
+			assert.Equal(t, want.policy, tbl["DeletionPolicy"], "prod retains the table; dev is destroyable")
+			p := props(tbl)
+			assert.Equal(t, "PAY_PER_REQUEST", p["BillingMode"])
+			assert.Equal(t, []any{map[string]any{"AttributeName": "pk", "KeyType": "HASH"}}, p["KeySchema"])
+			assert.Equal(t, map[string]any{"SSEEnabled": true}, p["SSESpecification"], "encrypted")
+			assert.Equal(t, map[string]any{"AttributeName": "gc", "Enabled": true}, p["TimeToLiveSpecification"])
+			assert.Equal(t, map[string]any{"PointInTimeRecoveryEnabled": want.pitr}, p["PointInTimeRecoverySpecification"])
+		})
+	}
+}
+
+func TestFunction(t *testing.T) {
+	tpl := synth(t, "prod")
+	var fn map[string]any
+	for _, r := range resources(tpl, "AWS::Lambda::Function") {
+		if props(r)["Handler"] == "bootstrap" {
+			fn = props(r)
+		}
+	}
+	require.NotNil(t, fn)
+	assert.Equal(t, "provided.al2023", fn["Runtime"])
+	assert.Equal(t, []any{"arm64"}, fn["Architectures"])
+	assert.Equal(t, float64(512), fn["MemorySize"])
+	assert.Equal(t, float64(200), fn["ReservedConcurrentExecutions"])
+	assert.Contains(t, fn["Environment"].(map[string]any)["Variables"].(map[string]any), "HASP_STORE")
+	logs := resources(tpl, "AWS::Logs::LogGroup")
+	assert.Len(t, logs, 2, "function logs and API access logs")
+	for _, l := range logs {
+		assert.Equal(t, float64(90), props(l)["RetentionInDays"])
+	}
+}
+
+// lambdaStatements returns the IAM statements of the function's role.
+func lambdaStatements(t *testing.T, tpl map[string]any) []map[string]any {
+	var out []map[string]any
+	for _, pol := range resources(tpl, "AWS::IAM::Policy") {
+		for _, s := range props(pol)["PolicyDocument"].(map[string]any)["Statement"].([]any) {
+			out = append(out, s.(map[string]any))
+		}
+	}
+	return out
+}
+
+func TestLeastPrivilege(t *testing.T) {
+	tpl := synth(t, "dev")
+	stmts := lambdaStatements(t, tpl)
+	require.Len(t, stmts, 1, "one statement: nothing but the table")
+	acts := []string{}
+	for _, a := range stmts[0]["Action"].([]any) {
+		acts = append(acts, a.(string))
+	}
+	sort.Strings(acts)
+	want := append([]string(nil), LambdaActions...)
+	sort.Strings(want)
+	assert.Equal(t, want, acts)
+	res := stmts[0]["Resource"].(map[string]any)["Fn::GetAtt"].([]any)
+	assert.Equal(t, "Arn", res[1])
+	assert.Contains(t, res[0], "LocksTable", "on the lock table only")
+}
+
+// routes returns "METHOD path" -> authorization type of the HTTP API.
+func routes(t *testing.T, tpl map[string]any) map[string]string {
+	out := map[string]string{}
+	for _, r := range resources(tpl, "AWS::ApiGatewayV2::Route") {
+		p := props(r)
+		auth, _ := p["AuthorizationType"].(string)
+		out[p["RouteKey"].(string)] = auth
+	}
+	return out
+}
+
+func TestRoutesAndStage(t *testing.T) {
+	tpl := synth(t, "staging")
+	assert.Equal(t, map[string]string{
+		"POST /v1/locks/acquire": "AWS_IAM",
+		"POST /v1/locks/renew":   "AWS_IAM",
+		"POST /v1/locks/release": "AWS_IAM",
+		"GET /v1/locks":          "AWS_IAM",
+		"$default":               "AWS_IAM",
+		"GET /v1/health":         "NONE",
+	}, routes(t, tpl), "every lock route requires IAM; health is open")
+	st := props(one(t, tpl, "AWS::ApiGatewayV2::Stage"))
+	assert.Equal(t, "$default", st["StageName"])
+	assert.Equal(t, true, st["AutoDeploy"])
+	assert.Equal(t, map[string]any{"ThrottlingRateLimit": float64(200), "ThrottlingBurstLimit": float64(400)}, st["DefaultRouteSettings"])
+	assert.Contains(t, st, "AccessLogSettings")
+}
+
+func TestAlarmsDashboardOutputs(t *testing.T) {
+	tpl := synth(t, "prod")
+	names := []string{}
+	for _, a := range resources(tpl, "AWS::CloudWatch::Alarm") {
+		names = append(names, props(a)["AlarmName"].(string))
+	}
+	sort.Strings(names)
+	assert.Equal(t, []string{"hasp-prod-Api5xx", "hasp-prod-ApiLatencyP99", "hasp-prod-LambdaErrors", "hasp-prod-LambdaThrottles"}, names)
+	one(t, tpl, "AWS::CloudWatch::Dashboard")
+	out := tpl["Outputs"].(map[string]any)
+	assert.Contains(t, out, "ApiUrl")
+	assert.Contains(t, out, "TableName")
+}
+
+// TestCfnLint: the synthesized template of every environment passes
+// cfn-lint (on the machine image).
+func TestCfnLint(t *testing.T) {
+	bin, err := exec.LookPath("cfn-lint")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("cfn-lint is not installed (it comes with the machine image)")
+		}
+		t.Skip("cfn-lint is not installed")
+	}
+	for _, env := range []string{"dev", "staging", "prod"} {
+		b, err := json.Marshal(synth(t, env))
+		require.NoError(t, err)
+		f := filepath.Join(t.TempDir(), "hasp-"+env+".template.json")
+		require.NoError(t, os.WriteFile(f, b, 0o644))
+		out, err := exec.Command(bin, f).CombinedOutput()
+		assert.NoError(t, err, "%s: %s", env, out)
+	}
+}
+
+func TestTags(t *testing.T) {
+	p := props(one(t, synth(t, "staging"), "AWS::DynamoDB::Table"))
+	assert.Contains(t, p["Tags"], map[string]any{"Key": "env", "Value": "staging"})
+	assert.Contains(t, p["Tags"], map[string]any{"Key": "app", "Value": "hasp"})
+}
+
+// TestSAMEquivalent keeps ../template.yaml equivalent to the CDK stack on
+// the points that matter: routes and their authorization, key schema,
+// runtime and architecture, and the function's IAM actions.
+func TestSAMEquivalent(t *testing.T) {
+	b, err := os.ReadFile("../template.yaml")
+	require.NoError(t, err)
+	var sam struct {
+		Resources map[string]struct {
+			Type       string         `yaml:"Type"`
+			Properties map[string]any `yaml:"Properties"`
+		} `yaml:"Resources"`
+	}
+	require.NoError(t, yaml.Unmarshal(b, &sam))
+	cdk := synth(t, "dev")
+
+	samRoutes := map[string]string{}
+	fn := sam.Resources["HaspFunction"].Properties
+	for _, ev := range fn["Events"].(map[string]any) {
+		p := ev.(map[string]any)["Properties"].(map[string]any)
+		key := p["Method"].(string) + " " + p["Path"].(string)
+		if key == "ANY $default" {
+			key = "$default"
+		}
+		auth := "AWS_IAM" // the API's DefaultAuthorizer
+		if a, ok := p["Auth"].(map[string]any); ok && a["Authorizer"] == "NONE" {
+			auth = "NONE"
+		}
+		samRoutes[key] = auth
+	}
+	assert.Equal(t, routes(t, cdk), samRoutes, "routes and authorization")
+
+	cdkFn := map[string]any{}
+	for _, r := range resources(cdk, "AWS::Lambda::Function") {
+		if props(r)["Handler"] == "bootstrap" {
+			cdkFn = props(r)
+		}
+	}
+	assert.Equal(t, cdkFn["Runtime"], fn["Runtime"])
+	assert.Equal(t, cdkFn["Architectures"], fn["Architectures"])
+
+	samTable := sam.Resources["LocksTable"].Properties
+	cdkTable := props(one(t, cdk, "AWS::DynamoDB::Table"))
+	assert.Equal(t, cdkTable["KeySchema"], samTable["KeySchema"])
+	assert.Equal(t, cdkTable["AttributeDefinitions"], samTable["AttributeDefinitions"])
+	assert.Equal(t, cdkTable["BillingMode"], samTable["BillingMode"])
+
+	var samActions []string
+	for _, pol := range fn["Policies"].([]any) {
+		for _, st := range pol.(map[string]any)["Statement"].([]any) {
+			for _, a := range st.(map[string]any)["Action"].([]any) {
+				samActions = append(samActions, a.(string))
+			}
+		}
+	}
+	sort.Strings(samActions)
+	want := append([]string(nil), LambdaActions...)
+	sort.Strings(want)
+	assert.Equal(t, want, samActions, "IAM actions")
+}
