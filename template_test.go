@@ -10,17 +10,14 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
+
+	"github.com/hasplock/hasp/local/launch"
 )
 
 // TestTemplateLint runs cfn-lint (on the machine image) over template.yaml.
 func TestTemplateLint(t *testing.T) {
 	bin, err := exec.LookPath("cfn-lint")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("cfn-lint is not installed (it comes with the machine image)")
-		}
-		t.Skip("cfn-lint is not installed")
-	}
+	launch.Require(t, err == nil, "cfn-lint", "it comes with the machine image")
 	out, err := exec.Command(bin, "template.yaml").CombinedOutput()
 	require.NoError(t, err, "%s", out)
 }

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -87,51 +86,21 @@ func TestReportAWS(t *testing.T) {
 	}
 	perCycle := float64(cnt.n.Load()) / cycles
 
-	// Contended: 4 clients on 1 name holding ~5 ms.
+	// Contended: 4 clients on 1 name holding ~5 ms, then 5 ms of think time.
 	contended := func(svcs []*service.Service, name string) ([]time.Duration, float64) {
 		const n = 300
-		var (
-			mu      sync.Mutex
-			lastRel time.Time
-			lastC   = -1
-			hand    []time.Duration
-			granted atomic.Int64
-			wg      sync.WaitGroup
-		)
 		cnt.n.Store(0)
-		for c := range 4 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				s := svcs[c%len(svcs)]
-				for granted.Load() < n {
-					l, err := s.Acquire(ctx, lock.AcquireRequest{Name: name, Wait: 20 * time.Second})
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					now := time.Now()
-					mu.Lock()
-					if !lastRel.IsZero() && lastC != c {
-						hand = append(hand, now.Sub(lastRel)) // a handoff to another client
-					}
-					mu.Unlock()
-					granted.Add(1)
-					time.Sleep(5 * time.Millisecond)
-					mu.Lock()
-					lastRel, lastC = time.Now(), c
-					mu.Unlock()
-					if err := s.Release(ctx, lock.ReleaseRequest{Name: name, LeaseID: l.LeaseID}); err != nil {
-						t.Error(err)
-						return
-					}
-					time.Sleep(5 * time.Millisecond) // think time: let the waiters in
-				}
-			}()
-		}
-		wg.Wait()
-		g := granted.Load()
-		return hand, float64(cnt.n.Load()-g) / float64(g) // every grant has one release
+		hand, err := handoffs(4, n, 5*time.Millisecond, 5*time.Millisecond, func(ctx context.Context, c int) (func() error, error) {
+			s := svcs[c%len(svcs)]
+			l, err := s.Acquire(ctx, lock.AcquireRequest{Name: name, Wait: 20 * time.Second})
+			if err != nil {
+				return nil, err
+			}
+			return func() error { return s.Release(ctx, lock.ReleaseRequest{Name: name, LeaseID: l.LeaseID}) }, nil
+		})
+		require(err)
+		// handoffs stops at n grants, each with one release.
+		return hand, float64(cnt.n.Load()-n) / n
 	}
 	handoffsOf := func(d []time.Duration) string { return fmt.Sprintf("%d handoffs", len(d)) }
 	oneInst, reqOne := contended([]*service.Service{svc}, "c1")

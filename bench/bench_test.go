@@ -124,7 +124,7 @@ func BenchmarkCycle(b *testing.B) {
 // a holder started its release to the moment another contender's acquire
 // returned (a contender that takes the lock straight back is not a
 // handoff).
-func handoffs(contenders, n int, hold time.Duration, lockFn func(ctx context.Context, c int) (unlock func() error, err error)) ([]time.Duration, error) {
+func handoffs(contenders, n int, hold, think time.Duration, lockFn func(ctx context.Context, c int) (unlock func() error, err error)) ([]time.Duration, error) {
 	var (
 		mu       sync.Mutex
 		lastRel  time.Time
@@ -166,6 +166,7 @@ func handoffs(contenders, n int, hold time.Duration, lockFn func(ctx context.Con
 					granted.Store(int64(n))
 					return
 				}
+				time.Sleep(think)
 			}
 		}()
 	}
@@ -228,7 +229,7 @@ func pct(d []time.Duration, p float64) time.Duration {
 func BenchmarkHandoff(b *testing.B) {
 	s := newStack(b)
 	b.Run("hasp-serve", func(b *testing.B) {
-		d, err := handoffs(4, b.N+1, time.Millisecond, s.haspLocker("bench-handoff"))
+		d, err := handoffs(4, b.N+1, time.Millisecond, 0, s.haspLocker("bench-handoff"))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -257,7 +258,7 @@ func TestReport(t *testing.T) {
 	hps := float64(hasp.N) / hasp.T.Seconds()
 
 	const contenders, n = 4, 1000
-	hd, err := handoffs(contenders, n, time.Millisecond, s.haspLocker("report-handoff"))
+	hd, err := handoffs(contenders, n, time.Millisecond, 0, s.haspLocker("report-handoff"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +266,7 @@ func TestReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	md, err := handoffs(contenders, n, time.Millisecond, lockFn)
+	md, err := handoffs(contenders, n, time.Millisecond, 0, lockFn)
 	closeAll()
 	if err != nil {
 		t.Fatal(err)

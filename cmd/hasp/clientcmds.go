@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/spf13/cobra"
 
+	"github.com/hasplock/hasp/api/wire"
 	"github.com/hasplock/hasp/client"
 	"github.com/hasplock/hasp/lock"
 )
@@ -114,20 +115,10 @@ func exitCode(err error) int {
 	return exitError
 }
 
-// leaseJSON is how the CLI prints a lease (the API's field names).
-type leaseJSON struct {
-	Name         string `json:"name"`
-	Owner        string `json:"owner"`
-	LeaseID      string `json:"lease_id"`
-	FencingToken int64  `json:"fencing_token"`
-	TTLMs        int64  `json:"ttl_ms"`
-	ExpiresAt    string `json:"expires_at"`
-	Metadata     string `json:"metadata,omitempty"`
-}
-
+// printLease prints a lease as text, or as the API's lease body.
 func printLease(w io.Writer, asJSON bool, l lock.Lease) error {
 	if asJSON {
-		return json.NewEncoder(w).Encode(leaseJSON{l.Name, l.Owner, l.LeaseID, l.FencingToken, l.TTL.Milliseconds(), lock.FormatTime(l.ExpiresAt), l.Metadata})
+		return json.NewEncoder(w).Encode(wire.FromLease(l))
 	}
 	_, err := fmt.Fprintf(w, "name:          %s\nfencing_token: %d\nlease_id:      %s\nttl:           %s\nexpires_at:    %s\nowner:         %s\n",
 		l.Name, l.FencingToken, l.LeaseID, l.TTL, lock.FormatTime(l.ExpiresAt), l.Owner)
