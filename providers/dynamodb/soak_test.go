@@ -41,7 +41,7 @@ func soak(t *testing.T, url string, disturb func(ctx context.Context)) {
 	}
 	proxy.SetPlan(faults.Plan{Delay: 20 * time.Millisecond, DelayP: 0.02, ResetP: 0.002, DropResponseP: 0.005, Stall: 300 * time.Millisecond, StallP: 0.002})
 	res := providertest.Soak(context.Background(), instances, providertest.SoakConfig{
-		Acquires: providertest.SoakAcquires(), TTL: 2 * time.Second, Disturb: disturb,
+		Acquires: providertest.SoakAcquires(), Progress: providertest.ProgressLogger(t), TTL: 2 * time.Second, Disturb: disturb,
 	})
 	proxy.SetPlan(faults.Plan{})
 	f := proxy.Counts()

@@ -49,7 +49,7 @@ func TestSoak(t *testing.T) {
 	proxy.SetPlan(faults.Plan{Delay: 20 * time.Millisecond, DelayP: 0.02, ResetP: 0.001, DropResponseP: 0.002, Stall: 300 * time.Millisecond, StallP: 0.001})
 	restarts := 0
 	res := providertest.Soak(context.Background(), instances, providertest.SoakConfig{
-		Acquires: providertest.SoakAcquires(),
+		Acquires: providertest.SoakAcquires(), Progress: providertest.ProgressLogger(t),
 		TTL:      2 * time.Second,
 		Disturb: func(ctx context.Context) {
 			for {

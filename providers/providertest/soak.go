@@ -46,8 +46,11 @@ type SoakConfig struct {
 	// fault plans.
 	Disturb func(ctx context.Context)
 	// MaxDuration stops the run even if Acquires is not reached (default 10
-	// minutes); reaching fewer than a quarter of Acquires is a failure.
+	// minutes, or an hour and a half for runs of over 10,000 acquires);
+	// reaching fewer than a quarter of Acquires is a failure.
 	MaxDuration time.Duration
+	// Progress, if set, is called every 30 seconds with the counts so far.
+	Progress func(acquires, violations int)
 }
 
 // SoakResult counts what happened and lists every violation found.
@@ -142,6 +145,9 @@ func Soak(ctx context.Context, instances []Instance, cfg SoakConfig) SoakResult 
 	}
 	if cfg.MaxDuration == 0 {
 		cfg.MaxDuration = 10 * time.Minute
+		if cfg.Acquires > 10000 {
+			cfg.MaxDuration = 90 * time.Minute
+		}
 	}
 	var maxSkew, minSkew time.Duration
 	for _, in := range instances {
@@ -186,6 +192,25 @@ func Soak(ctx context.Context, instances []Instance, cfg SoakConfig) SoakResult 
 	if cfg.Disturb != nil {
 		dwg.Add(1)
 		go func() { defer dwg.Done(); cfg.Disturb(dctx) }()
+	}
+	if cfg.Progress != nil {
+		dwg.Add(1)
+		go func() {
+			defer dwg.Done()
+			t := time.NewTicker(30 * time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-dctx.Done():
+					return
+				case <-t.C:
+					vmu.Lock()
+					v := len(res.Violations)
+					vmu.Unlock()
+					cfg.Progress(int(atomic.LoadInt64(&res.Acquires)), v)
+				}
+			}
+		}()
 	}
 	for w := range cfg.Workers {
 		wg.Add(1)
@@ -259,7 +284,11 @@ func Soak(ctx context.Context, instances []Instance, cfg SoakConfig) SoakResult 
 					}
 					last = now
 				}
-				hist.Add(Hold{Name: name, Token: l.FencingToken, Start: begin, End: last, Client: w})
+				if writes > 0 {
+					// Only a lease the client relied on is a hold: one granted
+					// too late (past its deadline) was never used.
+					hist.Add(Hold{Name: name, Token: l.FencingToken, Start: begin, End: last, Client: w})
+				}
 				if rand.Float64() < cfg.PauseP {
 					// A process pause longer than the TTL: then one write with the
 					// stale token, which fencing must refuse if anyone came after.

@@ -13,3 +13,8 @@ func SoakAcquires() int {
 	}
 	return 2000
 }
+
+// ProgressLogger returns a SoakConfig.Progress that logs to t.
+func ProgressLogger(t interface{ Logf(string, ...any) }) func(acquires, violations int) {
+	return func(a, v int) { t.Logf("soak progress: %d acquires, %d violations so far", a, v) }
+}

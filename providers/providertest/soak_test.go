@@ -25,7 +25,7 @@ func TestSoakMemory(t *testing.T) {
 	res := providertest.Soak(context.Background(), []providertest.Instance{
 		{Provider: p.View(fast), Skew: 250 * time.Millisecond},
 		{Provider: p.View(slow), Skew: -250 * time.Millisecond},
-	}, providertest.SoakConfig{Acquires: providertest.SoakAcquires(), TTL: time.Second})
+	}, providertest.SoakConfig{Acquires: providertest.SoakAcquires(), Progress: providertest.ProgressLogger(t), TTL: time.Second})
 	t.Log(res.String())
 	assert.Empty(t, res.Violations, res.Report())
 	assert.GreaterOrEqual(t, res.Acquires, int64(providertest.SoakAcquires()))
