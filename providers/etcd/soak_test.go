@@ -50,7 +50,7 @@ func TestSoak(t *testing.T) {
 	restarts := 0
 	res := providertest.Soak(context.Background(), instances, providertest.SoakConfig{
 		Acquires: providertest.SoakAcquires(), Progress: providertest.ProgressLogger(t),
-		TTL:      2 * time.Second,
+		TTL: 2 * time.Second,
 		Disturb: func(ctx context.Context) {
 			for {
 				select {
