@@ -482,7 +482,10 @@ func holder(kv *mvccpb.KeyValue, r record) lock.Holder {
 	return lock.Holder{Owner: r.Owner, FencingToken: kv.CreateRevision, ExpiresAt: r.expires(), Metadata: r.Metadata}
 }
 
-// mapErr maps etcd and gRPC errors to the lock package's sentinels.
+// mapErr maps etcd and gRPC errors to the lock package's sentinels. The
+// callers handle the errors that carry lock semantics (a missing lease)
+// first; every other failure of a call to etcd is a transport or cluster
+// problem whose outcome the caller cannot know, so it is unavailable.
 func mapErr(err error) error {
 	if err == nil {
 		return nil
@@ -494,12 +497,10 @@ func mapErr(err error) error {
 	} else if s, ok := status.FromError(err); ok {
 		code = s.Code()
 	}
-	switch {
-	case code == codes.ResourceExhausted:
+	// A full database (also ResourceExhausted) is not load: retrying soon
+	// will not help, so it is unavailable, not throttled.
+	if code == codes.ResourceExhausted && rpctypes.ErrorDesc(err) != rpctypes.ErrorDesc(rpctypes.ErrGRPCNoSpace) {
 		return &lock.RetryableError{Err: fmt.Errorf("%w: etcd: %w", lock.ErrThrottled, err), RetryAfter: time.Second}
-	case code == codes.Unavailable, code == codes.DeadlineExceeded, code == codes.Aborted,
-		errors.Is(err, context.DeadlineExceeded), errors.Is(err, rpctypes.ErrNoSpace):
-		return &lock.RetryableError{Err: fmt.Errorf("%w: etcd: %w", lock.ErrUnavailable, err), RetryAfter: time.Second}
 	}
-	return fmt.Errorf("etcd: %w", err)
+	return &lock.RetryableError{Err: fmt.Errorf("%w: etcd: %w", lock.ErrUnavailable, err), RetryAfter: time.Second}
 }
