@@ -480,8 +480,9 @@ func (l *Lease) Release(ctx context.Context) error {
 			return err
 		}
 		d, _ := backoff.BackoffDelay(attempt, err)
-		if err := sleep(ctx, max(d/2, lock.RetryAfter(err))); err != nil {
-			return err
+		if serr := sleep(ctx, max(d/2, lock.RetryAfter(err))); serr != nil {
+			l.lose(fmt.Errorf("%w: %w", errReleaseFailed, err))
+			return serr
 		}
 	}
 }

@@ -53,7 +53,7 @@ func NewHaspStack(scope constructs.Construct, id string, props StackProps) awscd
 	})
 
 	fnLogs := awslogs.NewLogGroup(stack, jsii.String("FunctionLogs"), &awslogs.LogGroupProps{
-		Retention: e.LogRetention, RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
+		Retention: e.LogRetention, RemovalPolicy: removal, // prod keeps its audit trail
 	})
 	fn := awslambda.NewFunction(stack, jsii.String("HaspFunction"), &awslambda.FunctionProps{
 		Runtime:                      awslambda.Runtime_PROVIDED_AL2023(),
@@ -104,7 +104,7 @@ func NewHaspStack(scope constructs.Construct, id string, props StackProps) awscd
 		Integration: lambdaInt, Authorizer: awsapigatewayv2.NewHttpNoneAuthorizer(),
 	})
 	accessLogs := awslogs.NewLogGroup(stack, jsii.String("ApiAccessLogs"), &awslogs.LogGroupProps{
-		Retention: e.LogRetention, RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
+		Retention: e.LogRetention, RemovalPolicy: removal,
 	})
 	stage := api.AddStage(jsii.String("DefaultStage"), &awsapigatewayv2.HttpStageOptions{
 		StageName:  jsii.String("$default"),

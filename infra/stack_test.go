@@ -101,6 +101,7 @@ func TestFunction(t *testing.T) {
 	assert.Len(t, logs, 2, "function logs and API access logs")
 	for _, l := range logs {
 		assert.Equal(t, float64(90), props(l)["RetentionInDays"])
+		assert.Equal(t, "Retain", l["DeletionPolicy"], "prod keeps its logs")
 	}
 }
 

@@ -359,6 +359,9 @@ func (p *Provider) renewOnce(ctx context.Context, req lock.RenewRequest) (lock.L
 		Then(clientv3.OpPut(string(kv.Key), rec.encode(), clientv3.WithLease(id))).
 		Commit()
 	if err != nil {
+		// If id is new, the key may have moved to it: revoking it could end
+		// the lease early, pooling it could share it, so it is left to
+		// expire at its TTL.
 		return lock.Lease{}, mapErr(err)
 	}
 	if !resp.Succeeded {
@@ -429,7 +432,8 @@ func (p *Provider) Status(ctx context.Context, name string) (lock.Status, error)
 // acquire and the watch is not missed, and returns on a delete, on a new
 // holder, or when the holder's expiry (updated by its renewals) passes.
 func (p *Provider) WaitChange(ctx context.Context, held *lock.HeldError) error {
-	until := time.Until(held.Holder.ExpiresAt)
+	// Expiry is judged by the provider's clock, as in Acquire.
+	until := held.Holder.ExpiresAt.Sub(p.clock.Now())
 	if until <= 0 {
 		return nil
 	}
@@ -456,7 +460,7 @@ func (p *Provider) WaitChange(ctx context.Context, held *lock.HeldError) error {
 					return nil
 				}
 				if rec, err := decode(ev.Kv); err == nil {
-					t.Reset(time.Until(rec.expires()))
+					t.Reset(rec.expires().Sub(p.clock.Now()))
 				}
 			}
 		}

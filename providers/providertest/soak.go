@@ -149,7 +149,7 @@ func Soak(ctx context.Context, instances []Instance, cfg SoakConfig) SoakResult 
 			cfg.MaxDuration = 90 * time.Minute
 		}
 	}
-	var maxSkew, minSkew time.Duration
+	maxSkew, minSkew := instances[0].Skew, instances[0].Skew
 	for _, in := range instances {
 		maxSkew, minSkew = max(maxSkew, in.Skew), min(minSkew, in.Skew)
 	}
@@ -269,6 +269,8 @@ func Soak(ctx context.Context, instances []Instance, cfg SoakConfig) SoakResult 
 								violation("%s: renew of token %d answered lease_lost %s before the lease could have expired",
 									name, l.FencingToken, time.Until(deadline).Round(time.Millisecond))
 							}
+						case !errors.Is(err, lock.ErrUnavailable) && !errors.Is(err, lock.ErrThrottled) && ctx.Err() == nil:
+							violation("%s: renew of token %d: unexpected error: %v", name, l.FencingToken, err)
 						}
 						if err != nil && errors.Is(err, lock.ErrLeaseLost) {
 							break
@@ -313,11 +315,11 @@ func Soak(ctx context.Context, instances []Instance, cfg SoakConfig) SoakResult 
 						// (a waiter has usually taken it a moment later).
 						time.Sleep(time.Millisecond)
 						atomic.AddInt64(&res.StaleOps, 2)
-						if _, err := svc.Renew(ctx, lock.RenewRequest{Name: name, LeaseID: l.LeaseID}); err == nil {
-							violation("%s: renew of the released lease with token %d succeeded", name, l.FencingToken)
+						if _, err := svc.Renew(ctx, lock.RenewRequest{Name: name, LeaseID: l.LeaseID}); !staleOK(err) {
+							violation("%s: renew of the released lease with token %d: %v, want lease_lost", name, l.FencingToken, err)
 						}
-						if err := svc.Release(ctx, lock.ReleaseRequest{Name: name, LeaseID: l.LeaseID}); err == nil {
-							violation("%s: second release of the lease with token %d succeeded", name, l.FencingToken)
+						if err := svc.Release(ctx, lock.ReleaseRequest{Name: name, LeaseID: l.LeaseID}); !staleOK(err) {
+							violation("%s: second release of the lease with token %d: %v, want lease_lost", name, l.FencingToken, err)
 						}
 					}
 				case errors.Is(err, lock.ErrLeaseLost):
@@ -326,6 +328,8 @@ func Soak(ctx context.Context, instances []Instance, cfg SoakConfig) SoakResult 
 						violation("%s: release of token %d answered lease_lost %s before the lease could have expired",
 							name, l.FencingToken, time.Until(deadline).Round(time.Millisecond))
 					}
+				case !errors.Is(err, lock.ErrUnavailable) && !errors.Is(err, lock.ErrThrottled) && ctx.Err() == nil:
+					violation("%s: release of token %d: unexpected error: %v", name, l.FencingToken, err)
 				}
 			}
 		}()
@@ -342,6 +346,12 @@ func Soak(ctx context.Context, instances []Instance, cfg SoakConfig) SoakResult 
 	}
 	sort.Strings(res.Violations)
 	return res
+}
+
+// staleOK reports whether err is a right answer to a renew or release of
+// a lease already released: lease_lost, or an unknown outcome.
+func staleOK(err error) bool {
+	return errors.Is(err, lock.ErrLeaseLost) || errors.Is(err, lock.ErrUnavailable) || errors.Is(err, lock.ErrThrottled)
 }
 
 // Report formats a result with its violations for a test log.

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
@@ -65,7 +66,15 @@ func New(ctx context.Context, cfg Config) (*Function, error) {
 }
 
 // Handle serves one API Gateway HTTP API event.
+// The request's context ends a second before the function's deadline, so a
+// long wait or a slow backend still gets an API v1 answer (503) rather
+// than the function being cut off.
 func (f *Function) Handle(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	if dl, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, dl.Add(-time.Second))
+		defer cancel()
+	}
 	return f.adapter.ProxyWithContext(ctx, ev)
 }
 
