@@ -488,8 +488,10 @@ func holder(kv *mvccpb.KeyValue, r record) lock.Holder {
 
 // mapErr maps etcd and gRPC errors to the lock package's sentinels. The
 // callers handle the errors that carry lock semantics (a missing lease)
-// first; every other failure of a call to etcd is a transport or cluster
-// problem whose outcome the caller cannot know, so it is unavailable.
+// first; misconfiguration (permissions, authentication, invalid requests)
+// is an internal error; every other failure of a call to etcd is a
+// transport or cluster problem whose outcome the caller cannot know, so it
+// is unavailable.
 func mapErr(err error) error {
 	if err == nil {
 		return nil
@@ -500,6 +502,12 @@ func mapErr(err error) error {
 		code = ee.Code()
 	} else if s, ok := status.FromError(err); ok {
 		code = s.Code()
+	}
+	switch code {
+	case codes.PermissionDenied, codes.Unauthenticated, codes.InvalidArgument, codes.FailedPrecondition, codes.Unimplemented:
+		// Misconfiguration (credentials, permissions, an incompatible
+		// server): retrying will not help, so it is an internal error.
+		return fmt.Errorf("etcd: %w", err)
 	}
 	// A full database (also ResourceExhausted) is not load: retrying soon
 	// will not help, so it is unavailable, not throttled.

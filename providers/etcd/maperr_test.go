@@ -30,6 +30,16 @@ func TestMapErr(t *testing.T) {
 			t.Errorf("mapErr(%v) = %v, want %v", tt.err, got, tt.want)
 		}
 	}
+	for _, err := range []error{
+		rpctypes.ErrGRPCPermissionDenied,
+		rpctypes.ErrGRPCInvalidAuthToken,
+		status.Error(codes.InvalidArgument, "request is too large"),
+	} {
+		got := mapErr(err)
+		if errors.Is(got, lock.ErrUnavailable) || errors.Is(got, lock.ErrThrottled) || got == nil {
+			t.Errorf("mapErr(%v) = %v: misconfiguration must not look retryable", err, got)
+		}
+	}
 	if mapErr(nil) != nil {
 		t.Error("mapErr(nil) != nil")
 	}
