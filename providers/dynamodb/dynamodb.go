@@ -173,7 +173,7 @@ func (p *Provider) key(name string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{"pk": str(name)}
 }
 
-// set adds "gc" to a SET clause when clean-up is on.
+// gc adds "gc" to a SET clause when clean-up is on.
 func (p *Provider) gc(now time.Time, set []string, vals map[string]types.AttributeValue) []string {
 	if p.cleanup == 0 {
 		return set
@@ -194,6 +194,27 @@ func update(set, remove []string) string {
 		b.WriteString("REMOVE " + strings.Join(remove, ", "))
 	}
 	return b.String()
+}
+
+// heldCondition holds when lease :lid holds the item at :now.
+const heldCondition = "#lid = :lid AND #exp > :now"
+
+// conditionalUpdate sends the one UpdateItem of an operation on name: SET
+// and REMOVE clauses (plus the clean-up attribute) under cond.
+func (p *Provider) conditionalUpdate(ctx context.Context, name string, now time.Time, set, remove []string, cond string,
+	vals map[string]types.AttributeValue, rv types.ReturnValue, onFail types.ReturnValuesOnConditionCheckFailure) (*dynamodb.UpdateItemOutput, error) {
+	upd := update(p.gc(now, set, vals), remove)
+	p.calls.Add(1)
+	return p.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                           &p.table,
+		Key:                                 p.key(name),
+		UpdateExpression:                    &upd,
+		ConditionExpression:                 &cond,
+		ExpressionAttributeNames:            exprNames(upd, cond),
+		ExpressionAttributeValues:           vals,
+		ReturnValues:                        rv,
+		ReturnValuesOnConditionCheckFailure: onFail,
+	})
 }
 
 // item is a decoded lock item.
@@ -271,19 +292,8 @@ func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.L
 				set = append(set, f.name+" = "+f.ph)
 			}
 		}
-		set = p.gc(now, set, vals)
-		upd, cond := update(set, remove), "attribute_not_exists(#lid) OR #exp <= :now"
-		p.calls.Add(1)
-		out, err := p.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-			TableName:                           &p.table,
-			Key:                                 p.key(req.Name),
-			UpdateExpression:                    &upd,
-			ConditionExpression:                 &cond,
-			ExpressionAttributeNames:            exprNames(upd, cond),
-			ExpressionAttributeValues:           vals,
-			ReturnValues:                        types.ReturnValueAllNew,
-			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-		})
+		out, err := p.conditionalUpdate(ctx, req.Name, now, set, remove, "attribute_not_exists(#lid) OR #exp <= :now", vals,
+			types.ReturnValueAllNew, types.ReturnValuesOnConditionCheckFailureAllOld)
 		if err == nil {
 			it, err := decode(out.Attributes)
 			if err != nil {
@@ -334,18 +344,7 @@ func (p *Provider) Renew(ctx context.Context, req lock.RenewRequest) (lock.Lease
 		vals[":exp"], vals[":ttl"] = num(lock.ExpiresAt(now, req.TTL).UnixMilli()), num(req.TTL.Milliseconds())
 		set = []string{"#exp = :exp", "#ttl = :ttl"}
 	}
-	set = p.gc(now, set, vals)
-	upd, cond := update(set, nil), "#lid = :lid AND #exp > :now"
-	p.calls.Add(1)
-	out, err := p.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &p.table,
-		Key:                       p.key(req.Name),
-		UpdateExpression:          &upd,
-		ConditionExpression:       &cond,
-		ExpressionAttributeNames:  exprNames(upd, cond),
-		ExpressionAttributeValues: vals,
-		ReturnValues:              types.ReturnValueAllNew,
-	})
+	out, err := p.conditionalUpdate(ctx, req.Name, now, set, nil, heldCondition, vals, types.ReturnValueAllNew, "")
 	if err != nil {
 		return lock.Lease{}, mapErr(err)
 	}
@@ -361,17 +360,7 @@ func (p *Provider) Renew(ctx context.Context, req lock.RenewRequest) (lock.Lease
 func (p *Provider) Release(ctx context.Context, req lock.ReleaseRequest) error {
 	now := p.clock.Now()
 	vals := map[string]types.AttributeValue{":lid": str(req.LeaseID), ":now": num(now.UnixMilli())}
-	set := p.gc(now, nil, vals)
-	upd, cond := update(set, []string{"#lid", "#own", "#md", "#exp", "#ttl"}), "#lid = :lid AND #exp > :now"
-	p.calls.Add(1)
-	_, err := p.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &p.table,
-		Key:                       p.key(req.Name),
-		UpdateExpression:          &upd,
-		ConditionExpression:       &cond,
-		ExpressionAttributeNames:  exprNames(upd, cond),
-		ExpressionAttributeValues: vals,
-	})
+	_, err := p.conditionalUpdate(ctx, req.Name, now, nil, []string{"#lid", "#own", "#md", "#exp", "#ttl"}, heldCondition, vals, types.ReturnValueNone, "")
 	return mapErr(err)
 }
 
