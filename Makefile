@@ -88,16 +88,18 @@ bench: deps
 # The CDK CLI runs offline and quietly.
 CDK = cd infra && CDK_DISABLE_CLI_TELEMETRY=true CDK_DISABLE_VERSION_CHECK=1 JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 ../node_modules/.bin/cdk
 ENV ?= dev
+# TABLE=NAME: serve from an existing table, one restored with point-in-time recovery (docs/runbook.md).
+CDK_TABLE = $(if $(TABLE),-c table=$(TABLE))
 
 ## synth: cdk synth ENV=dev|staging|prod offline into infra/cdk.out, then cfn-lint it
 synth: deps build-lambda
-	$(CDK) synth -c env=$(ENV) --no-notices --quiet -o cdk.out
+	$(CDK) synth -c env=$(ENV) $(CDK_TABLE) --no-notices --quiet -o cdk.out
 	cfn-lint infra/cdk.out/hasp-$(ENV).template.json
 
-## deploy: cdk bootstrap and deploy ENV (needs AWS credentials)
+## deploy: cdk bootstrap and deploy ENV [TABLE=restored-table] (needs AWS credentials)
 deploy: deps build-lambda
 	$(CDK) bootstrap -c env=$(ENV) --no-notices
-	$(CDK) deploy -c env=$(ENV) --no-notices --require-approval never --outputs-file cdk.out/outputs-$(ENV).json
+	$(CDK) deploy -c env=$(ENV) $(CDK_TABLE) --no-notices --require-approval never --outputs-file cdk.out/outputs-$(ENV).json
 
 ## destroy: delete ENV's stack (prod keeps its table: RETAIN)
 destroy: deps build-lambda
