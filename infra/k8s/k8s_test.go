@@ -124,7 +124,7 @@ type set struct {
 	pdbs         []*policyv1.PodDisruptionBudget
 	monitors     []*monitoringv1.ServiceMonitor
 	rules        []*monitoringv1.PrometheusRule
-	metas        []metav1.ObjectMeta
+	metas        []metav1.ObjectMeta // of every namespaced object
 }
 
 var (
@@ -164,25 +164,37 @@ func loadAll() (*set, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s, document %d: %w", f, i+1, err)
 			}
-			switch o := obj.(type) {
-			case *corev1.Namespace:
-				s.namespaces = append(s.namespaces, o)
-			case *corev1.Service:
-				s.services, s.metas = append(s.services, o), append(s.metas, o.ObjectMeta)
-			case *appsv1.StatefulSet:
-				s.statefulSets, s.metas = append(s.statefulSets, o), append(s.metas, o.ObjectMeta)
-			case *appsv1.Deployment:
-				s.deployments, s.metas = append(s.deployments, o), append(s.metas, o.ObjectMeta)
-			case *policyv1.PodDisruptionBudget:
-				s.pdbs, s.metas = append(s.pdbs, o), append(s.metas, o.ObjectMeta)
-			case *monitoringv1.ServiceMonitor:
-				s.monitors, s.metas = append(s.monitors, o), append(s.metas, o.ObjectMeta)
-			case *monitoringv1.PrometheusRule:
-				s.rules, s.metas = append(s.rules, o), append(s.metas, o.ObjectMeta)
+			if m, ok := obj.(metav1.ObjectMetaAccessor); ok && !isNamespace(obj) {
+				s.metas = append(s.metas, *m.GetObjectMeta().(*metav1.ObjectMeta))
+			}
+			for _, add := range []func(any) bool{
+				collect(&s.namespaces), collect(&s.services), collect(&s.statefulSets), collect(&s.deployments),
+				collect(&s.pdbs), collect(&s.monitors), collect(&s.rules),
+			} {
+				if add(obj) {
+					break
+				}
 			}
 		}
 	}
 	return s, nil
+}
+
+// collect returns a function that appends an object of type T to dst and
+// reports whether it did.
+func collect[T any](dst *[]T) func(any) bool {
+	return func(obj any) bool {
+		o, ok := obj.(T)
+		if ok {
+			*dst = append(*dst, o)
+		}
+		return ok
+	}
+}
+
+func isNamespace(obj any) bool {
+	_, ok := obj.(*corev1.Namespace)
+	return ok
 }
 
 // workload is a StatefulSet or a Deployment.
