@@ -7,10 +7,17 @@ RIE_VERSION ?= v0.0.0-20261030222936-bef5c4ba774d
 # Lambda architecture: arm64 (default) or amd64.
 LAMBDA_ARCH ?= arm64
 LAMBDA_MAX_BYTES := 10485760
+# The container image (make image): name, version (the tag the Kubernetes
+# manifests in infra/k8s name; a test keeps them equal), platforms.
+IMAGE    ?= ghcr.io/hasplock/hasp
+VERSION  ?= 0.1.0
+IMAGE_PLATFORMS ?= linux/amd64 linux/arm64
+IMAGE_DIR ?= dist/image
+IMAGE_SOURCE ?= https://github.com/hasplock/hasp
 
 
 .PHONY: build-HaspFunction run-gcp build-gcp deploy-gcp
-.PHONY: synth deploy destroy
+.PHONY: synth deploy destroy image image-push
 .PHONY: all build run test test-go lint deps check-tools fuzz bench soak clean build-lambda
 SOAK ?= 100000
 
@@ -81,16 +88,18 @@ bench: deps
 # The CDK CLI runs offline and quietly.
 CDK = cd infra && CDK_DISABLE_CLI_TELEMETRY=true CDK_DISABLE_VERSION_CHECK=1 JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 ../node_modules/.bin/cdk
 ENV ?= dev
+# TABLE=NAME: serve from an existing table, one restored with point-in-time recovery (docs/runbook.md).
+CDK_TABLE = $(if $(TABLE),-c table=$(TABLE))
 
 ## synth: cdk synth ENV=dev|staging|prod offline into infra/cdk.out, then cfn-lint it
 synth: deps build-lambda
-	$(CDK) synth -c env=$(ENV) --no-notices --quiet -o cdk.out
+	$(CDK) synth -c env=$(ENV) $(CDK_TABLE) --no-notices --quiet -o cdk.out
 	cfn-lint infra/cdk.out/hasp-$(ENV).template.json
 
-## deploy: cdk bootstrap and deploy ENV (needs AWS credentials)
+## deploy: cdk bootstrap and deploy ENV [TABLE=restored-table] (needs AWS credentials)
 deploy: deps build-lambda
 	$(CDK) bootstrap -c env=$(ENV) --no-notices
-	$(CDK) deploy -c env=$(ENV) --no-notices --require-approval never --outputs-file cdk.out/outputs-$(ENV).json
+	$(CDK) deploy -c env=$(ENV) $(CDK_TABLE) --no-notices --require-approval never --outputs-file cdk.out/outputs-$(ENV).json
 
 ## destroy: delete ENV's stack (prod keeps its table: RETAIN)
 destroy: deps build-lambda
@@ -127,3 +136,20 @@ deploy-gcp: build-gcp
 
 clean:
 	rm -rf $(BIN) dist
+
+## image: the OCI image $(IMAGE):$(VERSION) for IMAGE_PLATFORMS, no Docker daemon: $(IMAGE_DIR)/hasp-$(VERSION) (OCI layout) and a docker-load tarball (linux/amd64)
+image:
+	rm -rf $(IMAGE_DIR)/bin
+	@for p in $(IMAGE_PLATFORMS); do \
+	  echo "build hasp for $$p"; \
+	  CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) build -trimpath -ldflags='-s -w' -o $(IMAGE_DIR)/bin/$${p%/*}-$${p#*/}/hasp ./cmd/hasp || exit 1; \
+	done
+	cd infra && $(GO) run ./cmd/hasp-image build --image $(IMAGE):$(VERSION) --version $(VERSION) \
+	  --source $(IMAGE_SOURCE) --revision "$$(git rev-parse HEAD 2>/dev/null)" --created "$$(git log -1 --format=%cI 2>/dev/null)" \
+	  $(foreach p,$(IMAGE_PLATFORMS),--binary $(p)=$(abspath $(IMAGE_DIR))/bin/$(subst /,-,$(p))/hasp) \
+	  --layout $(abspath $(IMAGE_DIR))/hasp-$(VERSION) \
+	  $(if $(filter linux/amd64,$(IMAGE_PLATFORMS)),--tarball $(abspath $(IMAGE_DIR))/hasp-$(VERSION)-linux-amd64.tar)
+
+## image-push: build, then push $(IMAGE):$(VERSION) (credentials from ~/.docker/config.json: docker login or crane auth login)
+image-push: image
+	cd infra && $(GO) run ./cmd/hasp-image push --layout $(abspath $(IMAGE_DIR))/hasp-$(VERSION) --image $(IMAGE):$(VERSION)
