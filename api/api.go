@@ -46,7 +46,25 @@ const (
 type Handler struct {
 	svc    *service.Service
 	log    *slog.Logger
+	obs    func(route string, code int, took time.Duration)
 	tokens [][]byte
+}
+
+// WithRequestObserver calls f after each request with its route (RouteName),
+// status code and duration; metrics recorders use it (see package
+// telemetry).
+func WithRequestObserver(f func(route string, code int, took time.Duration)) Option {
+	return func(h *Handler) { h.obs = f }
+}
+
+// RouteName names the route of an escaped path for metrics: "acquire",
+// "renew", "release", "status", "health", or "other" for any other path
+// (a bounded set, whatever callers send).
+func RouteName(escapedPath string) string {
+	if rt, ok := routes[escapedPath]; ok {
+		return rt.name
+	}
+	return "other"
 }
 
 // Option configures a Handler.
@@ -79,6 +97,7 @@ func New(svc *service.Service, opts ...Option) *Handler {
 }
 
 type route struct {
+	name   string
 	allow  string
 	method string
 	auth   bool
@@ -86,11 +105,11 @@ type route struct {
 }
 
 var routes = map[string]route{
-	PathAcquire: {allow: "POST", method: http.MethodPost, auth: true, serve: (*Handler).acquire},
-	PathRenew:   {allow: "POST", method: http.MethodPost, auth: true, serve: (*Handler).renew},
-	PathRelease: {allow: "POST", method: http.MethodPost, auth: true, serve: (*Handler).release},
-	PathStatus:  {allow: "GET, HEAD", method: http.MethodGet, auth: true, serve: (*Handler).status},
-	PathHealth:  {allow: "GET, HEAD", method: http.MethodGet, auth: false, serve: (*Handler).health},
+	PathAcquire: {name: "acquire", allow: "POST", method: http.MethodPost, auth: true, serve: (*Handler).acquire},
+	PathRenew:   {name: "renew", allow: "POST", method: http.MethodPost, auth: true, serve: (*Handler).renew},
+	PathRelease: {name: "release", allow: "POST", method: http.MethodPost, auth: true, serve: (*Handler).release},
+	PathStatus:  {name: "status", allow: "GET, HEAD", method: http.MethodGet, auth: true, serve: (*Handler).status},
+	PathHealth:  {name: "health", allow: "GET, HEAD", method: http.MethodGet, auth: false, serve: (*Handler).health},
 }
 
 // ServeHTTP implements http.Handler.
@@ -104,9 +123,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				writeError(rw, http.StatusInternalServerError, "internal", "internal error", "")
 			}
 		}
+		took := time.Since(start)
 		h.log.InfoContext(r.Context(), "request", "method", r.Method, "path", r.URL.Path,
-			"status", rw.status, "duration_ms", float64(time.Since(start).Microseconds())/1000,
+			"status", rw.status, "duration_ms", float64(took.Microseconds())/1000,
 			"request_id", requestID(r))
+		if h.obs != nil {
+			h.obs(RouteName(r.URL.EscapedPath()), rw.status, took)
+		}
 	}()
 	if r.Method == http.MethodHead {
 		rw.head = true

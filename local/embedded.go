@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
@@ -48,6 +49,10 @@ type EmbeddedOptions struct {
 	// ClientURL, when set (e.g. "http://127.0.0.1:2379"), also serves etcd's
 	// client API there, for etcdctl or a second service instance.
 	ClientURL string
+	// ClientTLS, when set with ClientURL "https://...", serves the client
+	// API over TLS with these files (and requires client certificates when
+	// its ClientCertAuth is set).
+	ClientTLS *transport.TLSInfo
 	// LogLevel is etcd's own log level ("debug" ... "panic"); the default,
 	// "panic", keeps etcd quiet, including its noise on shutdown.
 	LogLevel string
@@ -95,6 +100,9 @@ func StartEmbedded(ctx context.Context, dir string, o EmbeddedOptions) (*Embedde
 	if err != nil {
 		return nil, fmt.Errorf("embedded etcd: client URL: %w", err)
 	}
+	if o.ClientTLS != nil {
+		cfg.ClientTLSInfo = *o.ClientTLS
+	}
 	cfg.ListenClientUrls = []url.URL{*cu}
 	cfg.AdvertiseClientUrls = []url.URL{*cu}
 	e, err := embed.StartEtcd(cfg)
@@ -128,7 +136,11 @@ func (e *Embedded) Close() error {
 
 // ClientURL returns the address etcd's client API listens on.
 func (e *Embedded) ClientURL() string {
-	return "http://" + e.Etcd.Clients[0].Addr().String()
+	scheme := "http://"
+	if !e.Etcd.Config().ClientTLSInfo.Empty() {
+		scheme = "https://"
+	}
+	return scheme + e.Etcd.Clients[0].Addr().String()
 }
 
 // OpenEmbedded opens the provider for "embedded:PATH" (default

@@ -15,6 +15,7 @@ need go "the Go toolchain (1.26)"
 need openapi-spec-validator "validates openapi.yaml (comes with the machine image)"
 need cfn-lint "lints template.yaml (comes with the machine image)"
 need moto_server "DynamoDB emulator (comes with the machine image)"
+need kubectl "builds infra/k8s with kustomize in tests (comes with the machine image)"
 need node "runs dynalite (Node.js comes with the machine image)"
 need npm "installs dynalite (comes with Node.js)"
 # The Cloud Spanner emulator is not on PATH: look where its Debian package puts it.

@@ -9,12 +9,17 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hasplock/hasp/lock"
 	"github.com/hasplock/hasp/providers"
@@ -34,6 +39,78 @@ type Service struct {
 	// local hands a lock released through this service to the longest
 	// waiting local acquire at once, for providers that cannot watch.
 	local waitQueue
+	obs   Observer
+}
+
+// Observer is told of every acquire, renew and release the service
+// completes (requests that fail validation are not reported). Metrics
+// recorders implement it; calls must be fast and must not block.
+type Observer interface {
+	// ObserveAcquire reports an acquire: its lease (when err is nil), its
+	// error, how long it took (waiting included), and whether the lock was
+	// held at the first attempt.
+	ObserveAcquire(ctx context.Context, req lock.AcquireRequest, l lock.Lease, err error, took time.Duration, contended bool)
+	// ObserveRenew reports a renew and its outcome.
+	ObserveRenew(ctx context.Context, req lock.RenewRequest, l lock.Lease, err error, took time.Duration)
+	// ObserveRelease reports a release and its outcome.
+	ObserveRelease(ctx context.Context, req lock.ReleaseRequest, err error, took time.Duration)
+}
+
+// WithObserver reports every operation to o.
+func WithObserver(o Observer) Option { return func(s *Service) { s.obs = o } }
+
+// tracer makes the spans lock.acquire, lock.renew and lock.release. It is
+// the global provider's: a no-op unless the program installs an SDK (see
+// package telemetry).
+var tracer = otel.Tracer("github.com/hasplock/hasp/service")
+
+// Span attributes. The lease id is never recorded.
+const (
+	AttrName         = attribute.Key("lock.name")
+	AttrSuccess      = attribute.Key("lock.success")
+	AttrFencingToken = attribute.Key("lock.fencing_token")
+	AttrResult       = attribute.Key("lock.result")
+	AttrContended    = attribute.Key("lock.contended")
+	AttrTTLMs        = attribute.Key("lock.ttl_ms")
+	AttrWaitMs       = attribute.Key("lock.wait_ms")
+)
+
+// Result names a completed operation's outcome, as metrics and spans
+// label it: "acquired", "renewed" or "released" on success, "held" for an
+// acquire that did not get the lock, "lost" for a renew or release of a
+// lease that had ended, "error" otherwise.
+func Result(op string, err error) string {
+	switch {
+	case err == nil:
+		switch op {
+		case "acquire":
+			return "acquired"
+		case "renew":
+			return "renewed"
+		default:
+			return "released"
+		}
+	case errors.Is(err, lock.ErrHeld):
+		return "held"
+	case errors.Is(err, lock.ErrLeaseLost):
+		return "lost"
+	default:
+		return "error"
+	}
+}
+
+// endSpan records the outcome on span and ends it.
+func endSpan(span trace.Span, op string, token int64, err error) {
+	res := Result(op, err)
+	span.SetAttributes(AttrSuccess.Bool(err == nil), AttrResult.String(res))
+	if token > 0 {
+		span.SetAttributes(AttrFencingToken.Int64(token))
+	}
+	if res == "error" {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, Result(op, err))
+	}
+	span.End()
 }
 
 // Option configures a Service.
@@ -78,11 +155,27 @@ func (s *Service) Provider() providers.Provider { return s.p }
 // Close closes the provider.
 func (s *Service) Close() error { return s.p.Close() }
 
-// NewLeaseID returns a fresh lease id: 192 random bits, URL-safe base64.
+// NewLeaseID returns a fresh lease id, 24 bytes in URL-safe base64: the
+// issue time in Unix milliseconds (6 bytes, for LeaseIssuedAt) and 144
+// random bits.
 func NewLeaseID() string {
 	var b [24]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	binary.BigEndian.PutUint64(b[:8], uint64(time.Now().UnixMilli())<<16)
+	_, _ = rand.Read(b[6:]) // crypto/rand.Read never fails (Go 1.24+)
 	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// LeaseIssuedAt returns when a lease id made by NewLeaseID was issued, by
+// the issuing instance's clock, so that any instance can measure how long
+// a released lease was held. ok is false for ids it cannot read.
+func LeaseIssuedAt(id string) (t time.Time, ok bool) {
+	b, err := base64.RawURLEncoding.DecodeString(id)
+	if err != nil || len(b) != 24 {
+		return time.Time{}, false
+	}
+	var ms [8]byte
+	copy(ms[2:], b[:6])
+	return time.UnixMilli(int64(binary.BigEndian.Uint64(ms[:]))), true
 }
 
 // Acquire takes the lock for a new lease. With req.Wait > 0 it waits up to
@@ -95,21 +188,37 @@ func (s *Service) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.Le
 		return lock.Lease{}, err
 	}
 	req.LeaseID = NewLeaseID()
-	deadline := time.Now().Add(req.Wait)
+	start := time.Now()
+	ctx, span := tracer.Start(ctx, "lock.acquire", trace.WithSpanKind(trace.SpanKindInternal),
+		trace.WithAttributes(AttrName.String(req.Name), AttrTTLMs.Int64(req.TTL.Milliseconds()), AttrWaitMs.Int64(req.Wait.Milliseconds())))
+	l, contended, err := s.acquire(ctx, req, start)
+	span.SetAttributes(AttrContended.Bool(contended))
+	endSpan(span, "acquire", l.FencingToken, err)
+	if s.obs != nil {
+		s.obs.ObserveAcquire(ctx, req, l, err, time.Since(start), contended)
+	}
+	return l, err
+}
+
+// acquire is Acquire's loop; contended reports whether the first attempt
+// found the lock held.
+func (s *Service) acquire(ctx context.Context, req lock.AcquireRequest, start time.Time) (_ lock.Lease, contended bool, _ error) {
+	deadline := start.Add(req.Wait)
 	watcher, _ := s.p.(providers.Watcher)
 	var poll *backoff.ExponentialBackOff
 	for {
 		lease, err := s.call(ctx, func(ctx context.Context) (lock.Lease, error) { return s.p.Acquire(ctx, req) })
 		var held *lock.HeldError
 		if !errors.As(err, &held) {
-			return lease, err
+			return lease, contended, err
 		}
+		contended = true
 		if held.RetryAfter < 0 {
 			held.RetryAfter = 0
 		}
 		remaining := time.Until(deadline)
 		if remaining <= 0 {
-			return lock.Lease{}, held
+			return lock.Lease{}, true, held
 		}
 		wctx, cancel := context.WithTimeout(ctx, remaining)
 		if watcher != nil {
@@ -128,10 +237,10 @@ func (s *Service) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.Le
 		}
 		cancel()
 		if ctx.Err() != nil {
-			return lock.Lease{}, fmt.Errorf("acquire %q: %w", req.Name, ctx.Err())
+			return lock.Lease{}, true, fmt.Errorf("acquire %q: %w", req.Name, ctx.Err())
 		}
 		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-			return lock.Lease{}, err
+			return lock.Lease{}, true, err
 		}
 	}
 }
@@ -147,7 +256,14 @@ func (s *Service) Renew(ctx context.Context, req lock.RenewRequest) (lock.Lease,
 	if err := req.Validate(); err != nil {
 		return lock.Lease{}, err
 	}
-	return s.call(ctx, func(ctx context.Context) (lock.Lease, error) { return s.p.Renew(ctx, req) })
+	start := time.Now()
+	ctx, span := tracer.Start(ctx, "lock.renew", trace.WithAttributes(AttrName.String(req.Name)))
+	l, err := s.call(ctx, func(ctx context.Context) (lock.Lease, error) { return s.p.Renew(ctx, req) })
+	endSpan(span, "renew", l.FencingToken, err)
+	if s.obs != nil {
+		s.obs.ObserveRenew(ctx, req, l, err, time.Since(start))
+	}
+	return l, err
 }
 
 // Release ends a lease.
@@ -155,9 +271,15 @@ func (s *Service) Release(ctx context.Context, req lock.ReleaseRequest) error {
 	if err := req.Validate(); err != nil {
 		return err
 	}
+	start := time.Now()
+	ctx, span := tracer.Start(ctx, "lock.release", trace.WithAttributes(AttrName.String(req.Name)))
 	_, err := s.call(ctx, func(ctx context.Context) (lock.Lease, error) { return lock.Lease{}, s.p.Release(ctx, req) })
 	if err == nil {
 		s.local.wakeOne(req.Name)
+	}
+	endSpan(span, "release", 0, err)
+	if s.obs != nil {
+		s.obs.ObserveRelease(ctx, req, err, time.Since(start))
 	}
 	return err
 }

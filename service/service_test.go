@@ -3,11 +3,16 @@ package service_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/hasplock/hasp/lock"
 	"github.com/hasplock/hasp/providers"
@@ -110,4 +115,64 @@ func Example() {
 	// token 1
 	// second acquire: true
 	// token 2
+}
+
+func TestLeaseIssuedAt(t *testing.T) {
+	before := time.Now().Truncate(time.Millisecond)
+	id := service.NewLeaseID()
+	after := time.Now()
+	at, ok := service.LeaseIssuedAt(id)
+	require.True(t, ok)
+	assert.False(t, at.Before(before) || at.After(after), "issued %v, between %v and %v", at, before, after)
+	assert.Len(t, id, 32)
+	for _, bad := range []string{"", "short", "!!!!", strings.Repeat("A", 33)} {
+		_, ok := service.LeaseIssuedAt(bad)
+		assert.False(t, ok, bad)
+	}
+}
+
+// TestSpans: acquire, renew and release are spans with the lock's name,
+// success and fencing token, and never the lease id.
+func TestSpans(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	prev := otel.GetTracerProvider()
+	otel.SetTracerProvider(tp)
+	t.Cleanup(func() { otel.SetTracerProvider(prev) })
+
+	s := service.New(memory.New())
+	ctx := context.Background()
+	l, err := s.Acquire(ctx, lock.AcquireRequest{Name: "n"})
+	require.NoError(t, err)
+	_, err = s.TryAcquire(ctx, lock.AcquireRequest{Name: "n"})
+	require.ErrorIs(t, err, lock.ErrHeld)
+	_, err = s.Renew(ctx, lock.RenewRequest{Name: "n", LeaseID: l.LeaseID})
+	require.NoError(t, err)
+	require.NoError(t, s.Release(ctx, lock.ReleaseRequest{Name: "n", LeaseID: l.LeaseID}))
+	spans := exp.GetSpans()
+	require.Len(t, spans, 4)
+	want := []struct {
+		name, result string
+		success      bool
+		token        int64
+	}{
+		{"lock.acquire", "acquired", true, l.FencingToken},
+		{"lock.acquire", "held", false, 0},
+		{"lock.renew", "renewed", true, l.FencingToken},
+		{"lock.release", "released", true, 0},
+	}
+	for i, sp := range spans {
+		attrs := map[attribute.Key]attribute.Value{}
+		for _, a := range sp.Attributes {
+			attrs[a.Key] = a.Value
+			assert.NotContains(t, a.Value.Emit(), l.LeaseID)
+		}
+		assert.Equal(t, want[i].name, sp.Name)
+		assert.Equal(t, "n", attrs[service.AttrName].AsString())
+		assert.Equal(t, want[i].success, attrs[service.AttrSuccess].AsBool(), sp.Name)
+		assert.Equal(t, want[i].result, attrs[service.AttrResult].AsString(), sp.Name)
+		if want[i].token > 0 {
+			assert.Equal(t, want[i].token, attrs[service.AttrFencingToken].AsInt64(), sp.Name)
+		}
+	}
 }

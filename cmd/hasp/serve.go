@@ -16,6 +16,9 @@ import (
 	"github.com/hasplock/hasp/api"
 	"github.com/hasplock/hasp/providers"
 	"github.com/hasplock/hasp/service"
+	"github.com/hasplock/hasp/telemetry"
+	"github.com/hasplock/hasp/telemetry/prom"
+	"github.com/hasplock/hasp/telemetry/tracing"
 )
 
 const serveExample = `  # the embedded default: a single-node etcd keeping its data in ./.hasp-data
@@ -23,6 +26,12 @@ const serveExample = `  # the embedded default: a single-node etcd keeping its d
 
   # an existing etcd cluster, with bearer tokens required on lock routes
   HASP_AUTH_TOKENS=s3cret hasp serve --store etcd://10.0.0.1:2379,10.0.0.2:2379 --listen :8080
+
+  # etcd over TLS with a client certificate
+  hasp serve --store 'etcd://etcd-0:2379,etcd-1:2379?ca=/tls/ca.crt&cert=/tls/tls.crt&key=/tls/tls.key'
+
+  # traces to an OpenTelemetry collector (off unless OTEL_* variables ask)
+  OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 hasp serve
 
   # DynamoDB (region, credentials and endpoint from the AWS environment)
   AWS_REGION=eu-west-1 hasp serve --store dynamodb://locks --listen :8080
@@ -34,6 +43,7 @@ func newServe() *cobra.Command {
 	var (
 		listen, store, tokenFile string
 		shutdownGrace            time.Duration
+		metrics                  bool
 	)
 	cmd := &cobra.Command{
 		Use:     "serve",
@@ -46,15 +56,16 @@ func newServe() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return serve(cmd.Context(), log, listen, store, tokens, shutdownGrace)
+			return serve(cmd.Context(), log, serveConfig{listen: listen, store: store, tokens: tokens, grace: shutdownGrace, metrics: metrics})
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&listen, "listen", envOr("HASP_LISTEN", "127.0.0.1:8080"), "address to listen on (env HASP_LISTEN)")
 	f.StringVar(&store, "store", envOr("HASP_STORE", "embedded:./.hasp-data"),
-		"store URL (env HASP_STORE): embedded:PATH, etcd://host:2379[,host:2379], dynamodb://TABLE, memory:")
+		"store URL (env HASP_STORE): embedded:PATH, etcd://host:2379[,host:2379][?ca=FILE&cert=FILE&key=FILE], dynamodb://TABLE, spanner://projects/P/instances/I/databases/D, memory:")
 	f.StringVar(&tokenFile, "auth-token-file", "", "file of bearer tokens, one per line, required on lock routes (also env HASP_AUTH_TOKENS, comma-separated)")
 	f.DurationVar(&shutdownGrace, "shutdown-grace", 25*time.Second, "how long to let in-flight requests finish on SIGINT/SIGTERM")
+	f.BoolVar(&metrics, "metrics", true, "serve Prometheus metrics at /metrics (open, like /v1/health)")
 	return cmd
 }
 
@@ -91,12 +102,34 @@ func authTokens(file, list string) ([]string, error) {
 	return out, nil
 }
 
-func serve(ctx context.Context, log *slog.Logger, listen, store string, tokens []string, grace time.Duration) error {
+// serveConfig is what `hasp serve` was asked for.
+type serveConfig struct {
+	listen, store string
+	tokens        []string
+	grace         time.Duration
+	metrics       bool
+}
+
+func serve(ctx context.Context, log *slog.Logger, cfg serveConfig) error {
+	listen, store, tokens, grace := cfg.listen, cfg.store, cfg.tokens, cfg.grace
+	tr, err := tracing.Setup(ctx, "hasp")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tr.Shutdown(sctx); err != nil {
+			log.Error("flushing traces", "error", err.Error())
+		}
+	}()
 	p, err := providers.Open(ctx, store)
 	if err != nil {
 		return err
 	}
-	svc := service.New(p)
+	prom := prom.New()
+	rec := telemetry.NewRecorder(prom)
+	svc := service.New(rec.Provider(p), service.WithObserver(rec))
 	defer func() {
 		if err := svc.Close(); err != nil {
 			log.Error("closing store", "error", err.Error())
@@ -106,7 +139,13 @@ func serve(ctx context.Context, log *slog.Logger, listen, store string, tokens [
 	if err != nil {
 		return err
 	}
-	h := api.New(svc, api.WithLogger(log), api.WithBearerTokens(tokens...))
+	var h http.Handler = api.New(svc, api.WithLogger(log), api.WithBearerTokens(tokens...), api.WithRequestObserver(rec.HTTP))
+	if tr != nil {
+		h = tracing.Handler(h)
+	}
+	if cfg.metrics {
+		h = withMetrics(h, prom.Handler())
+	}
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -116,7 +155,8 @@ func serve(ctx context.Context, log *slog.Logger, listen, store string, tokens [
 		MaxHeaderBytes:    64 << 10,
 	}
 	url := "http://" + ln.Addr().String()
-	log.Info("hasp listening", "url", url, "provider", p.Name(), "store", redact(store), "auth", len(tokens) > 0)
+	log.Info("hasp listening", "url", url, "provider", p.Name(), "store", redact(store), "auth", len(tokens) > 0,
+		"metrics", cfg.metrics, "tracing", tr != nil)
 	fmt.Fprintf(os.Stderr, "hasp: listening on %s (store %s)\n", url, redact(store))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -132,6 +172,18 @@ func serve(ctx context.Context, log *slog.Logger, listen, store string, tokens [
 		return err
 	}
 	return nil
+}
+
+// withMetrics serves metrics at exactly /metrics and everything else with
+// api.
+func withMetrics(api, metrics http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.EscapedPath() == "/metrics" {
+			metrics.ServeHTTP(w, r)
+			return
+		}
+		api.ServeHTTP(w, r)
+	})
 }
 
 // redact hides credentials in a store URL.

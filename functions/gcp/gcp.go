@@ -30,6 +30,7 @@ import (
 	"github.com/hasplock/hasp/providers"
 	_ "github.com/hasplock/hasp/providers/spanner" // spanner://projects/P/instances/I/databases/D
 	"github.com/hasplock/hasp/service"
+	"github.com/hasplock/hasp/telemetry/tracing"
 )
 
 // EntryPoint is the function's entry point (gcloud --entry-point).
@@ -40,8 +41,10 @@ func init() {
 }
 
 var fn struct {
-	mu sync.Mutex
-	h  http.Handler
+	mu     sync.Mutex
+	h      http.Handler
+	traced bool // tracing was set up (once per instance)
+	tr     *tracing.Tracing
 }
 
 // Handle serves one request. The handler is built on the first request of
@@ -70,11 +73,22 @@ func handler(ctx context.Context) (http.Handler, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
 	defer cancel()
+	if !fn.traced {
+		tr, err := tracing.Setup(ctx, "hasp")
+		if err != nil {
+			return nil, err
+		}
+		fn.traced, fn.tr = true, tr
+	}
 	p, err := providers.Open(ctx, store)
 	if err != nil {
 		return nil, err
 	}
-	fn.h = api.New(service.New(p), api.WithLogger(logger()))
+	var h http.Handler = api.New(service.New(p), api.WithLogger(logger()))
+	if fn.tr != nil {
+		h = tracing.Handler(h)
+	}
+	fn.h = h
 	return fn.h, nil
 }
 

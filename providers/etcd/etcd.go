@@ -48,6 +48,7 @@ package etcd
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -60,7 +61,9 @@ import (
 	"github.com/cenkalti/backoff/v5"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -75,26 +78,50 @@ func init() {
 	providers.Register("etcd", Open)
 }
 
-// Open opens the provider for an "etcd://host:port[,host:port]" store URL.
-// The query parameter prefix sets the key prefix (default DefaultPrefix).
+// Open opens the provider for
+// "etcd://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...][?prefix=P&ca=FILE&cert=FILE&key=FILE&tls=true]".
+// ca (the CA bundle that signed the servers' certificates), cert and key
+// (a client certificate, for servers that require one) switch the client
+// to TLS, as does tls=true (system roots); user and password, if given,
+// authenticate with etcd's auth.
 func Open(ctx context.Context, u *url.URL) (providers.Provider, error) {
 	if u.Host == "" {
 		return nil, fmt.Errorf("etcd: store URL %q names no endpoint (etcd://host:2379)", u.Redacted())
 	}
-	var eps []string
-	for _, h := range strings.Split(u.Host, ",") {
-		eps = append(eps, "http://"+h)
+	q := u.Query()
+	tlsInfo := transport.TLSInfo{TrustedCAFile: q.Get("ca"), CertFile: q.Get("cert"), KeyFile: q.Get("key")}
+	if (tlsInfo.CertFile == "") != (tlsInfo.KeyFile == "") {
+		return nil, fmt.Errorf("etcd: store URL %q: cert and key go together", u.Redacted())
 	}
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   eps,
+	useTLS := q.Get("tls") == "true" || tlsInfo.TrustedCAFile != "" || tlsInfo.CertFile != ""
+	cfg := clientv3.Config{
 		DialTimeout: 5 * time.Second,
 		Context:     context.Background(),
-	})
+		Logger:      zap.NewNop(),
+	}
+	scheme := "http://"
+	if useTLS {
+		scheme = "https://"
+		tc, err := tlsInfo.ClientConfig()
+		if err != nil {
+			return nil, fmt.Errorf("etcd: TLS configuration: %w", err)
+		}
+		tc.MinVersion = tls.VersionTLS12
+		cfg.TLS = tc
+	}
+	for _, h := range strings.Split(u.Host, ",") {
+		cfg.Endpoints = append(cfg.Endpoints, scheme+h)
+	}
+	if u.User != nil {
+		cfg.Username = u.User.Username()
+		cfg.Password, _ = u.User.Password()
+	}
+	cli, err := clientv3.New(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("etcd: connect %v: %w", eps, err)
+		return nil, fmt.Errorf("etcd: connect %v: %w", cfg.Endpoints, err)
 	}
 	var opts []Option
-	if p := u.Query().Get("prefix"); p != "" {
+	if p := q.Get("prefix"); p != "" {
 		opts = append(opts, WithPrefix(p))
 	}
 	opts = append(opts, WithCloser(cli.Close))

@@ -12,8 +12,10 @@ package lambdafn
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"time"
 
@@ -26,6 +28,8 @@ import (
 	"github.com/hasplock/hasp/providers"
 	_ "github.com/hasplock/hasp/providers/dynamodb" // dynamodb://TABLE
 	"github.com/hasplock/hasp/service"
+	"github.com/hasplock/hasp/telemetry"
+	"github.com/hasplock/hasp/telemetry/tracing"
 )
 
 // Config is the function's configuration.
@@ -49,6 +53,9 @@ func ConfigFromEnv() Config {
 type Function struct {
 	svc     *service.Service
 	adapter *httpadapter.HandlerAdapterV2
+	metrics *telemetry.EMF
+	tracing *tracing.Tracing
+	log     *slog.Logger
 }
 
 // New opens the store and builds the handler.
@@ -61,8 +68,22 @@ func New(ctx context.Context, cfg Config) (*Function, error) {
 		return nil, err
 	}
 	log := slog.New(requestIDs{slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel})})
-	svc := service.New(p)
-	return &Function{svc: svc, adapter: httpadapter.NewV2(api.New(svc, api.WithLogger(log)))}, nil
+	tr, err := tracing.Setup(ctx, "hasp")
+	if errors.Is(err, tracing.ErrNotBuiltIn) {
+		log.Warn("OTEL_* variables ask for traces, but this build has no exporter: rebuild with make build-lambda LAMBDA_TRACING=1")
+	} else if err != nil {
+		return nil, err
+	}
+	// Metrics go to CloudWatch as Embedded Metric Format log lines: no
+	// network call from the function.
+	emf := telemetry.NewEMF(os.Stdout, telemetry.CloudWatchNamespace)
+	rec := telemetry.NewRecorder(emf)
+	svc := service.New(rec.Provider(p), service.WithObserver(rec))
+	var h http.Handler = api.New(svc, api.WithLogger(log), api.WithRequestObserver(rec.HTTP))
+	if tr != nil {
+		h = tracing.Handler(h)
+	}
+	return &Function{svc: svc, adapter: httpadapter.NewV2(h), metrics: emf, tracing: tr, log: log}, nil
 }
 
 // Handle serves one API Gateway HTTP API event.
@@ -75,11 +96,24 @@ func (f *Function) Handle(ctx context.Context, ev events.APIGatewayV2HTTPRequest
 		ctx, cancel = context.WithDeadline(ctx, dl.Add(-time.Second))
 		defer cancel()
 	}
-	return f.adapter.ProxyWithContext(ctx, ev)
+	resp, err := f.adapter.ProxyWithContext(ctx, ev)
+	// The environment may freeze once the invocation returns: write this
+	// invocation's metrics and export its spans now.
+	if ferr := f.metrics.Flush(); ferr != nil {
+		f.log.ErrorContext(ctx, "writing metrics", "error", ferr.Error())
+	}
+	if ferr := f.tracing.Flush(ctx); ferr != nil {
+		f.log.ErrorContext(ctx, "exporting spans", "error", ferr.Error())
+	}
+	return resp, err
 }
 
-// Close closes the provider.
-func (f *Function) Close() error { return f.svc.Close() }
+// Close flushes telemetry and closes the provider.
+func (f *Function) Close() error {
+	_ = f.metrics.Flush()
+	_ = f.tracing.Shutdown(context.Background())
+	return f.svc.Close()
+}
 
 // requestIDs adds the Lambda and API Gateway request ids to every record
 // logged with a request's context.

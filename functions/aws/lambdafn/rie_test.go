@@ -60,6 +60,36 @@ func TestUnderRIE(t *testing.T) {
 		}
 		assert.Positive(t, lines, "the function logs each request as JSON")
 	})
+	t.Run("EmbeddedMetricFormat", func(t *testing.T) {
+		// Each invocation writes its metrics as EMF lines on stdout, which
+		// CloudWatch Logs turns into metrics in the namespace "hasp".
+		metrics := map[string]bool{}
+		for _, line := range strings.Split(rie.Logs(), "\n") {
+			if !strings.Contains(line, `"_aws"`) {
+				continue
+			}
+			var rec struct {
+				AWS struct {
+					Timestamp         int64
+					CloudWatchMetrics []struct {
+						Namespace  string
+						Dimensions [][]string
+						Metrics    []struct{ Name, Unit string }
+					}
+				} `json:"_aws"`
+			}
+			require.NoError(t, json.Unmarshal([]byte(line), &rec), line)
+			require.Len(t, rec.AWS.CloudWatchMetrics, 1)
+			assert.Equal(t, "hasp", rec.AWS.CloudWatchMetrics[0].Namespace)
+			for _, m := range rec.AWS.CloudWatchMetrics[0].Metrics {
+				metrics[m.Name] = true
+			}
+		}
+		for _, name := range []string{"lock_acquire_total", "lock_acquire_duration_seconds", "lock_release_total", "lock_renew_total",
+			"lock_backend_requests_total", "lock_http_requests_total", "lock_contended_acquire_total", "lock_hold_duration_seconds"} {
+			assert.True(t, metrics[name], "the function wrote %s", name)
+		}
+	})
 	t.Run("HeadersThatMatter", func(t *testing.T) {
 		r := tg.Do(t, http.MethodDelete, "/v1/locks/acquire", nil)
 		assert.Equal(t, 405, r.Status)
