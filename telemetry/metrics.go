@@ -62,6 +62,11 @@ var Metrics = []Metric{
 	HTTPRequestsTotal, HTTPRequestDuration,
 }
 
+// DurationBuckets are the histogram buckets, in seconds: from a millisecond
+// (a local backend) to the longest server-side wait (20 s) and beyond, for
+// hold times.
+var DurationBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 20, 30, 60, 300, 900, 3600}
+
 // Sink receives metric observations. labels are the values of m.Labels,
 // in order.
 type Sink interface {

@@ -5,91 +5,24 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
-	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
-	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
-	"google.golang.org/protobuf/proto"
+
+	"github.com/hasplock/hasp/local/launch"
 )
-
-// otlpReceiver is an OTLP/HTTP trace receiver (protobuf), as a collector
-// would be.
-type otlpReceiver struct {
-	srv   *httptest.Server
-	mu    sync.Mutex
-	spans []*tracepb.Span
-	res   []*commonpb.KeyValue
-}
-
-func newOTLPReceiver(t *testing.T) *otlpReceiver {
-	r := &otlpReceiver{}
-	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if req.URL.Path != "/v1/traces" || req.Header.Get("Content-Type") != "application/x-protobuf" {
-			http.Error(w, "unexpected", http.StatusBadRequest)
-			return
-		}
-		b, err := io.ReadAll(req.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		var msg collectortrace.ExportTraceServiceRequest
-		if err := proto.Unmarshal(b, &msg); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		r.mu.Lock()
-		for _, rs := range msg.ResourceSpans {
-			r.res = append(r.res, rs.GetResource().GetAttributes()...)
-			for _, ss := range rs.ScopeSpans {
-				r.spans = append(r.spans, ss.Spans...)
-			}
-		}
-		r.mu.Unlock()
-		out, _ := proto.Marshal(&collectortrace.ExportTraceServiceResponse{})
-		w.Header().Set("Content-Type", "application/x-protobuf")
-		_, _ = w.Write(out)
-	}))
-	t.Cleanup(r.srv.Close)
-	return r
-}
-
-func (r *otlpReceiver) named(name string) []*tracepb.Span {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []*tracepb.Span
-	for _, s := range r.spans {
-		if s.Name == name {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-func attr(s *tracepb.Span, key string) *commonpb.AnyValue {
-	for _, a := range s.Attributes {
-		if a.Key == key {
-			return a.Value
-		}
-	}
-	return nil
-}
 
 // TestServeTelemetry: after a few operations against hasp serve, /metrics
 // shows the lock counters moving, and with an OTLP endpoint configured the
 // spans arrive, continuing the caller's trace, with the resource and the
 // fencing token and never the lease id.
 func TestServeTelemetry(t *testing.T) {
-	rcv := newOTLPReceiver(t)
+	rcv := launch.NewOTLPReceiver(t)
 	s := startServe(t, []string{
-		"OTEL_EXPORTER_OTLP_ENDPOINT=" + rcv.srv.URL, "OTEL_BSP_SCHEDULE_DELAY=50", "OTEL_SERVICE_NAME=hasp-test",
+		"OTEL_EXPORTER_OTLP_ENDPOINT=" + rcv.URL, "OTEL_BSP_SCHEDULE_DELAY=50", "OTEL_SERVICE_NAME=hasp-test",
 	}, "--store", "memory:")
 
 	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -142,34 +75,24 @@ func TestServeTelemetry(t *testing.T) {
 	assert.NotContains(t, metrics, lease.LeaseID)
 
 	// Traces.
-	require.Eventually(t, func() bool { return len(rcv.named("lock.release")) == 2 }, 10*time.Second, 20*time.Millisecond, "spans arrive")
-	acq := rcv.named("lock.acquire")
+	require.Eventually(t, func() bool { return len(rcv.Spans("lock.release")) == 2 }, 10*time.Second, 20*time.Millisecond, "spans arrive")
+	acq := rcv.Spans("lock.acquire")
 	require.Len(t, acq, 2)
-	var granted *tracepb.Span
-	for _, sp := range acq {
-		if v := attr(sp, "lock.success"); v != nil && v.GetBoolValue() {
-			granted = sp
-		}
+	granted := acq[0]
+	if v := launch.SpanAttr(granted, "lock.success"); v == nil || !v.GetBoolValue() {
+		granted = acq[1]
 	}
-	require.NotNil(t, granted)
-	assert.Equal(t, "reports", attr(granted, "lock.name").GetStringValue())
-	assert.Equal(t, lease.Token, attr(granted, "lock.fencing_token").GetIntValue())
+	require.True(t, launch.SpanAttr(granted, "lock.success").GetBoolValue())
+	assert.Equal(t, "reports", launch.SpanAttr(granted, "lock.name").GetStringValue())
+	assert.Equal(t, lease.Token, launch.SpanAttr(granted, "lock.fencing_token").GetIntValue())
 	assert.Equal(t, traceID, fmt.Sprintf("%x", granted.TraceId), "the caller's trace continues")
-	assert.Len(t, rcv.named("lock.renew"), 1)
-	assert.NotEmpty(t, rcv.named("backend.acquire"))
-	assert.NotEmpty(t, rcv.named("POST acquire"), "the HTTP server span")
-	rcv.mu.Lock()
-	defer rcv.mu.Unlock()
-	for _, sp := range rcv.spans {
+	assert.Len(t, rcv.Spans("lock.renew"), 1)
+	assert.NotEmpty(t, rcv.Spans("backend.acquire"))
+	assert.NotEmpty(t, rcv.Spans("POST acquire"), "the HTTP server span")
+	for _, sp := range rcv.Spans("") {
 		for _, a := range sp.Attributes {
 			assert.NotContains(t, a.Value.String(), lease.LeaseID, "span %s attribute %s", sp.Name, a.Key)
 		}
 	}
-	var service string
-	for _, a := range rcv.res {
-		if a.Key == "service.name" {
-			service = a.Value.GetStringValue()
-		}
-	}
-	assert.Equal(t, "hasp-test", service)
+	assert.Equal(t, "hasp-test", rcv.ResourceAttr("service.name"))
 }

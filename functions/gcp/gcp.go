@@ -10,6 +10,9 @@
 // own bearer tokens are not used here. `make run-gcp` runs it locally on
 // the Spanner emulator.
 //
+// Traces and metrics go over OTLP when the standard OTEL_* variables ask
+// (package otelsetup); logs are JSON lines for Cloud Logging.
+//
 // Every path is served by the one handler: with FUNCTION_TARGET=Hasp (set
 // by the runtime, and by cmd/hasp-gcp-local) the Functions Framework
 // routes all paths to it.
@@ -29,8 +32,7 @@ import (
 	"github.com/hasplock/hasp/api"
 	"github.com/hasplock/hasp/providers"
 	_ "github.com/hasplock/hasp/providers/spanner" // spanner://projects/P/instances/I/databases/D
-	"github.com/hasplock/hasp/service"
-	"github.com/hasplock/hasp/telemetry/tracing"
+	"github.com/hasplock/hasp/telemetry/otelsetup"
 )
 
 // EntryPoint is the function's entry point (gcloud --entry-point).
@@ -41,10 +43,9 @@ func init() {
 }
 
 var fn struct {
-	mu     sync.Mutex
-	h      http.Handler
-	traced bool // tracing was set up (once per instance)
-	tr     *tracing.Tracing
+	mu  sync.Mutex
+	h   http.Handler
+	tel *otelsetup.Telemetry // set up once per instance
 }
 
 // Handle serves one request. The handler is built on the first request of
@@ -73,22 +74,18 @@ func handler(ctx context.Context) (http.Handler, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
 	defer cancel()
-	if !fn.traced {
-		tr, err := tracing.Setup(ctx, "hasp")
+	if fn.tel == nil {
+		tel, err := otelsetup.Setup(ctx, "hasp")
 		if err != nil {
 			return nil, err
 		}
-		fn.traced, fn.tr = true, tr
+		fn.tel = tel
 	}
 	p, err := providers.Open(ctx, store)
 	if err != nil {
 		return nil, err
 	}
-	var h http.Handler = api.New(service.New(p), api.WithLogger(logger()))
-	if fn.tr != nil {
-		h = tracing.Handler(h)
-	}
-	fn.h = h
+	fn.h = fn.tel.Handler(p, api.WithLogger(logger()))
 	return fn.h, nil
 }
 

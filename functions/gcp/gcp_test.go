@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -31,10 +32,32 @@ func TestLocal(t *testing.T) {
 	require.NoError(t, err, "%s", out)
 	port := launch.FreePort(t)
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	p := launch.StartProc(t, "hasp-gcp-local", []string{fmt.Sprintf("PORT=%d", port), "HASP_STORE="}, launch.HTTPReady(url+"/v1/health"), bin)
+	otlp := launch.NewOTLPReceiver(t)
+	p := launch.StartProc(t, "hasp-gcp-local", []string{fmt.Sprintf("PORT=%d", port), "HASP_STORE=",
+		"OTEL_EXPORTER_OTLP_ENDPOINT=" + otlp.URL, "OTEL_BSP_SCHEDULE_DELAY=50", "OTEL_METRIC_EXPORT_INTERVAL=200"},
+		launch.HTTPReady(url+"/v1/health"), bin)
 	apitest.Run(t, apitest.Target{BaseURL: url, Provider: "spanner", Contenders: 8, Rounds: 6})
 	assert.Contains(t, p.Logs(), "listening on "+url)
 	assert.Contains(t, p.Logs(), `"severity":"INFO"`, "Cloud Logging's structured fields")
+
+	// With an OTLP endpoint, the function's spans and metrics arrive.
+	require.Eventually(t, func() bool {
+		return len(otlp.Spans("lock.acquire")) > 0 && otlp.Metric("lock_acquire_total") != nil
+	}, 10*time.Second, 50*time.Millisecond)
+	var token bool
+	for _, sp := range otlp.Spans("lock.acquire") {
+		token = token || launch.SpanAttr(sp, "lock.fencing_token").GetIntValue() > 0
+	}
+	assert.True(t, token, "granted acquires carry their fencing token")
+	var acquired float64
+	for _, dp := range otlp.Metric("lock_acquire_total").GetSum().GetDataPoints() {
+		for _, a := range dp.Attributes {
+			if a.Key == "result" && a.Value.GetStringValue() == "acquired" {
+				acquired += dp.GetAsDouble()
+			}
+		}
+	}
+	assert.Positive(t, acquired)
 }
 
 // TestStoreMissing: without a store the function answers the API's 503

@@ -23,11 +23,6 @@ type Prometheus struct {
 	gauges     map[string]prometheus.Gauge
 }
 
-// DurationBuckets are the histogram buckets, in seconds: from a millisecond
-// (a local backend) to the longest server-side wait (20 s) and beyond, for
-// hold times.
-var DurationBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 20, 30, 60, 300, 900, 3600}
-
 // New returns a Sink on a new registry that also carries the Go
 // runtime and process collectors. Every metric is registered at once, and
 // the result labels of the lock operations start at zero, so that rates
@@ -47,7 +42,7 @@ func New() *Prometheus {
 			p.reg.MustRegister(v)
 			p.counters[m.Name] = v
 		case telemetry.Histogram:
-			v := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: m.Name, Help: m.Help, Buckets: DurationBuckets}, m.Labels)
+			v := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: m.Name, Help: m.Help, Buckets: telemetry.DurationBuckets}, m.Labels)
 			p.reg.MustRegister(v)
 			p.histograms[m.Name] = v
 		}
