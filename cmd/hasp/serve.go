@@ -27,6 +27,9 @@ const serveExample = `  # the embedded default: a single-node etcd keeping its d
   # DynamoDB (region, credentials and endpoint from the AWS environment)
   AWS_REGION=eu-west-1 hasp serve --store dynamodb://locks --listen :8080
 
+  # Azure Cosmos DB (account key, or Entra ID without COSMOS_KEY)
+  COSMOS_ENDPOINT=https://myaccount.documents.azure.com:443/ hasp serve --store cosmos://hasp/locks
+
   # in memory, for tests only
   hasp serve --store memory:`
 
@@ -52,7 +55,7 @@ func newServe() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&listen, "listen", envOr("HASP_LISTEN", "127.0.0.1:8080"), "address to listen on (env HASP_LISTEN)")
 	f.StringVar(&store, "store", envOr("HASP_STORE", "embedded:./.hasp-data"),
-		"store URL (env HASP_STORE): embedded:PATH, etcd://host:2379[,host:2379], dynamodb://TABLE, memory:")
+		"store URL (env HASP_STORE): embedded:PATH, etcd://host:2379[,host:2379], dynamodb://TABLE, cosmos://DATABASE/CONTAINER, memory:")
 	f.StringVar(&tokenFile, "auth-token-file", "", "file of bearer tokens, one per line, required on lock routes (also env HASP_AUTH_TOKENS, comma-separated)")
 	f.DurationVar(&shutdownGrace, "shutdown-grace", 25*time.Second, "how long to let in-flight requests finish on SIGINT/SIGTERM")
 	return cmd

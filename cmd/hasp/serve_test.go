@@ -130,3 +130,17 @@ func TestServeDynamoDB(t *testing.T) {
 	s := startServe(t, env, "--store", "dynamodb://locks")
 	apitest.Run(t, apitest.Target{BaseURL: s.URL, Provider: "dynamodb", Contenders: 12, Rounds: 8})
 }
+
+// TestServeCosmos: hasp cosmos create-container, then hasp serve --store
+// cosmos://hasp/locks against the Cosmos DB emulator, passes the same
+// black-box check as the embedded default.
+func TestServeCosmos(t *testing.T) {
+	e := launch.Cosmos(t)
+	cmd := exec.Command(launch.HaspBinary(t), "cosmos", "create-container", "hasp", "locks")
+	cmd.Env = append(cmd.Environ(), e.Env()...)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Contains(t, string(out), "container hasp/locks is ready")
+	s := startServe(t, e.Env(), "--store", "cosmos://hasp/locks")
+	apitest.Run(t, apitest.Target{BaseURL: s.URL, Provider: "cosmos", Contenders: 12, Rounds: 8})
+}
