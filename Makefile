@@ -7,11 +7,14 @@ RIE_VERSION ?= v0.0.0-20261030222936-bef5c4ba774d
 # Lambda architecture: arm64 (default) or amd64.
 LAMBDA_ARCH ?= arm64
 LAMBDA_MAX_BYTES := 10485760
+# Azure Functions app folder and the custom handler's architecture (Linux plans run amd64).
+AZURE_DIST ?= dist/azure
+AZURE_ARCH ?= amd64
 
 
 .PHONY: build-HaspFunction
 .PHONY: synth deploy destroy
-.PHONY: all build run test test-go lint deps check-tools fuzz bench soak clean build-lambda
+.PHONY: all build run test test-go lint deps check-tools fuzz bench soak clean build-lambda build-azure
 SOAK ?= 100000
 
 all: build
@@ -60,6 +63,14 @@ build-lambda:
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(LAMBDA_ARCH) $(GO) build -tags lambda.norpc,hasp_lambda -trimpath -ldflags='-s -w' -o dist/lambda/bootstrap ./functions/aws
 	@size=$$(stat -c %s dist/lambda/bootstrap); echo "dist/lambda/bootstrap ($(LAMBDA_ARCH)): $$size bytes"; \
 	  if [ $$size -gt $(LAMBDA_MAX_BYTES) ]; then echo "bootstrap is over 10 MB"; exit 1; fi
+
+## build-azure: AZURE_DIST (dist/azure), the deployable Azure Functions app: host.json, the function folders and the custom handler (linux/amd64)
+build-azure:
+	rm -rf $(AZURE_DIST)
+	mkdir -p $(AZURE_DIST)
+	cp -R functions/azure/app/. $(AZURE_DIST)/
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(AZURE_ARCH) $(GO) build -trimpath -ldflags='-s -w' -o $(AZURE_DIST)/handler ./functions/azure
+	@echo "$(AZURE_DIST): handler (linux/$(AZURE_ARCH), $$(stat -c %s $(AZURE_DIST)/handler) bytes), host.json, $$(cd $(AZURE_DIST) && ls -d */ | tr -d / | tr '\n' ' ')"
 
 check-tools:
 	@scripts/check-tools.sh
