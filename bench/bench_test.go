@@ -42,10 +42,19 @@ func newStack(tb testing.TB) *stack {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv := httptest.NewServer(api.New(service.New(etcd.New(e.Client))))
-	tb.Cleanup(func() { srv.Close(); _ = e.Close() })
+	tb.Cleanup(func() { _ = e.Close() })
+	s := serveHTTP(tb, service.New(etcd.New(e.Client)))
+	s.e = e
+	return s
+}
+
+// serveHTTP puts hasp serve's HTTP handler over svc on a loopback HTTP
+// server (stopped when the test ends), with a keep-alive client.
+func serveHTTP(tb testing.TB, svc *service.Service) *stack {
+	srv := httptest.NewServer(api.New(svc))
+	tb.Cleanup(srv.Close)
 	tr := &http.Transport{MaxIdleConnsPerHost: 64}
-	return &stack{e: e, srv: srv, hc: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+	return &stack{srv: srv, hc: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
 }
 
 func (s *stack) post(path string, body any, out any) (int, error) {
@@ -277,4 +286,8 @@ func TestReport(t *testing.T) {
 	fmt.Printf("| handoff p50, %d contenders, 1 name | %s | %s | %.2f× |\n", contenders, ms(pct(hd, 0.5)), ms(pct(md, 0.5)), float64(pct(hd, 0.5))/float64(pct(md, 0.5)))
 	fmt.Printf("| handoff p99, %d contenders, 1 name | %s | %s | %.2f× |\n", contenders, ms(pct(hd, 0.99)), ms(pct(md, 0.99)), float64(pct(hd, 0.99))/float64(pct(md, 0.99)))
 	fmt.Printf("| handoffs measured | %d | %d | |\n\n", len(hd), len(md))
+
+	// Cosmos DB on its emulator, in the same run, against the figures
+	// above and one point read on the same emulator.
+	t.Run("Cosmos", func(t *testing.T) { reportCosmos(t, hps, hd) })
 }

@@ -1,0 +1,132 @@
+package bench
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/data/azcosmos"
+
+	"github.com/hasplock/hasp/local/launch"
+	"github.com/hasplock/hasp/lock"
+	"github.com/hasplock/hasp/providers/cosmos"
+	"github.com/hasplock/hasp/service"
+)
+
+// reportCosmos prints the Cosmos DB table of BENCHMARKS.md: hasp serve on
+// the Cosmos DB emulator (@vercel/cosmosdb-server, Node, one process),
+// measured as the embedded etcd is in TestReport, whose hasp figures
+// (etcdCycles per second, etcdHandoffs) it is compared with; and the
+// latency of one point read on the same emulator, the floor of any
+// request.
+func reportCosmos(t *testing.T, etcdCycles float64, etcdHandoffs []time.Duration) {
+	e := launch.Cosmos(t)
+	rt := e.Transport()
+	cfg := cosmos.Config{
+		Endpoint: e.Endpoint, Key: launch.CosmosKey, Database: "bench", Container: "locks",
+		ClientOptions: &azcosmos.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: &http.Client{Transport: rt}}},
+	}
+	ctx := context.Background()
+	if err := cosmos.CreateContainer(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	open := func() *cosmos.Provider {
+		p, err := cosmos.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = p.Close() })
+		return p
+	}
+	p := open()
+	s := serveHTTP(t, service.New(p))
+	for range 50 {
+		if err := s.haspCycle("warm"); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Baseline: one point read of an existing document.
+	client, err := cosmos.NewClient(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	c, err := client.NewContainer("bench", "locks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := base64.RawURLEncoding.EncodeToString([]byte("warm")) // the document of "warm"
+	var reads []time.Duration
+	for range 300 {
+		start := time.Now()
+		if _, err := c.ReadItem(ctx, azcosmos.NewPartitionKeyString(id), id, nil); err != nil {
+			t.Fatal(err)
+		}
+		reads = append(reads, time.Since(start))
+	}
+	rtt := pct(reads, 0.5)
+
+	before := p.BackendRequests()
+	res := testing.Benchmark(benchHaspCycle(s))
+	cps := float64(res.N) / res.T.Seconds()
+	reqPerCycle := float64(p.BackendRequests()-before) / float64(res.N)
+
+	const contenders, n = 4, 1000
+	before = p.BackendRequests()
+	hd, err := handoffs(contenders, n, time.Millisecond, 0, s.haspLocker("report-handoff"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqContended := float64(p.BackendRequests()-before-n) / n // n releases, one request each when uncontended
+
+	// Four service instances (as four Function instances would be): they
+	// hear of a release only by polling. As in the AWS table, each client
+	// holds 5 ms and thinks 5 ms, so that a releasing client does not
+	// simply take the lock straight back.
+	var (
+		svcs  []*service.Service
+		provs []*cosmos.Provider
+	)
+	for range contenders {
+		q := open()
+		provs, svcs = append(provs, q), append(svcs, service.New(q))
+	}
+	count := func() (n int64) {
+		for _, q := range provs {
+			n += q.BackendRequests()
+		}
+		return n
+	}
+	const nFour = 300
+	before = count()
+	fd, err := handoffs(contenders, nFour, 5*time.Millisecond, 5*time.Millisecond, func(ctx context.Context, c int) (func() error, error) {
+		l, err := svcs[c].Acquire(ctx, lock.AcquireRequest{Name: "report-handoff-4", Wait: 20 * time.Second})
+		if err != nil {
+			return nil, err
+		}
+		return func() error {
+			return svcs[c].Release(ctx, lock.ReleaseRequest{Name: "report-handoff-4", LeaseID: l.LeaseID})
+		}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqFour := float64(count()-before-nFour) / nFour
+
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
+	x := func(d time.Duration) string { return fmt.Sprintf("%.1f×", float64(d)/float64(rtt)) }
+	fmt.Printf("\nbaseline: one Cosmos DB point read on the emulator, p50 %s (%d reads)\n\n", ms(rtt), len(reads))
+	fmt.Printf("| measure | hasp serve on Cosmos DB (emulator) | hasp serve on the embedded etcd (above) | ratio |\n|---|---|---|---|\n")
+	fmt.Printf("| uncontended acquire+release cycles/s | %.0f (%.2f requests/cycle; a cycle = %s one read) | %.0f | %.2f× |\n", cps, reqPerCycle, x(time.Duration(float64(time.Second)/cps)), etcdCycles, cps/etcdCycles)
+	fmt.Printf("| handoff p50, %d contenders, 1 name, one service instance | %s (%s one read) | %s | %.2f× |\n", contenders, ms(pct(hd, 0.5)), x(pct(hd, 0.5)), ms(pct(etcdHandoffs, 0.5)), float64(pct(hd, 0.5))/float64(pct(etcdHandoffs, 0.5)))
+	fmt.Printf("| handoff p99, %d contenders, 1 name, one service instance | %s (%s one read) | %s | %.2f× |\n", contenders, ms(pct(hd, 0.99)), x(pct(hd, 0.99)), ms(pct(etcdHandoffs, 0.99)), float64(pct(hd, 0.99))/float64(pct(etcdHandoffs, 0.99)))
+	fmt.Printf("| requests per contended acquire, one service instance | %.2f | | |\n", reqContended)
+	fmt.Printf("| handoff p50 / p99, 4 service instances (polling only), hold 5 ms, think 5 ms | %s / %s | | |\n", ms(pct(fd, 0.5)), ms(pct(fd, 0.99)))
+	fmt.Printf("| requests per contended acquire, 4 service instances | %.2f | | |\n", reqFour)
+	fmt.Printf("| handoffs measured | %d / %d (4 instances) | %d | |\n\n", len(hd), len(fd), len(etcdHandoffs))
+}
