@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -109,32 +107,13 @@ func serve(ctx context.Context, log *slog.Logger, listen, store string, tokens [
 	if err != nil {
 		return err
 	}
-	h := api.New(svc, api.WithLogger(log), api.WithBearerTokens(tokens...))
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second, // > MaxWait plus a backend timeout
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-	}
+	srv := api.NewServer(api.New(svc, api.WithLogger(log), api.WithBearerTokens(tokens...)))
 	url := "http://" + ln.Addr().String()
 	log.Info("hasp listening", "url", url, "provider", p.Name(), "store", redact(store), "auth", len(tokens) > 0)
 	fmt.Fprintf(os.Stderr, "hasp: listening on %s (store %s)\n", url, redact(store))
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	return nil
+	stop := context.AfterFunc(ctx, func() { log.Info("shutting down") })
+	defer stop()
+	return api.Serve(ctx, srv, ln, grace)
 }
 
 // redact hides credentials in a store URL.

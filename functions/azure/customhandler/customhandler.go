@@ -16,7 +16,6 @@ package customhandler
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -72,28 +71,14 @@ func Run(ctx context.Context, cfg Config, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Handler:           WithoutFunctionKey(api.New(svc, api.WithLogger(log))),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second, // > MaxWait plus a backend timeout
-		IdleTimeout:       120 * time.Second,
-	}
+	srv := api.NewServer(WithoutFunctionKey(api.New(svc, api.WithLogger(log))))
 	log.Info("hasp custom handler listening", "url", "http://"+ln.Addr().String(), "provider", p.Name(), "store", cfg.Store)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutting down: %w", err)
-	}
-	return nil
+	return api.Serve(ctx, srv, ln, ShutdownGrace)
 }
+
+// ShutdownGrace is how long requests in flight may finish when the host
+// stops the handler (SIGTERM): longer than MaxWait plus a backend call.
+const ShutdownGrace = 25 * time.Second
 
 // WithoutFunctionKey removes every "code" parameter from the query string
 // (the function key, already checked by the Functions host) and passes the
