@@ -1,6 +1,5 @@
 // Package cosmos stores hasp leases in an Azure Cosmos DB for NoSQL
-// container, one document per lock name, written only under optimistic
-// concurrency (If-Match on the document's etag).
+// container, one document per lock name, written only conditionally.
 //
 // # Container and documents
 //
@@ -15,78 +14,88 @@
 //	id          base64url(name), also the partition key
 //	name        the lock's name, for people reading the container
 //	token       the fencing counter: the last token issued for the name
-//	lease_id    the holder's lease id ("" when free)
+//	lease       hex SHA-256 of the holder's lease id ("" when free): the
+//	            database never holds a usable lease id
 //	owner, metadata  the holder's, as given
-//	expires_ms  the holder's expiry, Unix milliseconds, by the service's clock
-//	ttl_ms      the granted TTL, for renewals that keep it
+//	start_ms    when the holder's lease was granted or last renewed, Unix
+//	            milliseconds by the service's clock; it expires at
+//	            start_ms + ttl_ms
+//	ttl_ms      the granted TTL
 //	ttl         always -1: never expire, even if someone turns on a default
 //	            time-to-live on the container
 //
 // # Operations and requests
 //
-// Every write is conditional: a create (which fails with 409 if the
-// document exists) or a replace with If-Match on the etag of the version
-// the decision was made on (which fails with 412 if anything wrote the
-// document since). A 412 means "someone else changed it": the provider
-// reads the document again and decides again.
+// Every write is conditional, and decided by the database's primary
+// replica, never by what a read saw:
 //
-//   - Acquire: read the document; if it does not exist, create it (a new
-//     name: read + create); if it is free or its lease has expired by the
-//     service's clock, replace it with the new lease and token+1 (read +
-//     replace); if a live lease holds it, report it held (one read). A 409
-//     or 412 re-reads and decides again, a few times, then reports held.
-//   - Renew: replace with the new expiry, if the lease still holds the
-//     document; a 412 re-reads: still ours, try again, else lease lost.
-//   - Release: replace with the lease fields cleared and the token kept;
-//     the document is never deleted.
+//   - Acquire: take the document's current version (see below); if there
+//     is none, create it (a create fails with 409 if the document exists:
+//     read it and decide again); if its lease is free or expired by the
+//     service's clock, replace it with the new lease and token+1, with
+//     If-Match on that version's etag; if a live lease holds it, report it
+//     held. A 412 (another writer changed it since) reads it again and
+//     decides again, a few times, then reports it held.
+//   - Renew: one patch that sets start_ms (and ttl_ms), conditioned on
+//     "FROM c WHERE c.lease = <hash> AND c.start_ms + c.ttl_ms > <now>".
+//     Concurrent renews of a lease never conflict, and a 412 means, at the
+//     primary, that the lease no longer holds the lock: lease lost.
+//   - Release: one patch under the same condition that clears the lease
+//     and keeps the document and its token.
 //   - Status: one read.
+//
+// A read is not authoritative: Cosmos DB serves it from one replica, and
+// the SDK passes no session token, so with Session consistency (the
+// default) another instance's latest write may be missing from it for a
+// moment. Reads only ever choose which conditional write to try, and the
+// write's condition decides; what a read can get wrong is a held report
+// or a status a moment old.
 //
 // Each provider remembers, per name, the last version of the document it
 // read or wrote (etag and content; a bounded cache, see WithVersionCache),
-// and starts from it instead of reading: an uncontended acquire+release
-// cycle through one service instance costs two requests (two replaces), a
-// renew one. This is safe across instances because the remembered version
-// is only ever used as the base of a conditional write: If-Match succeeds
-// only if the document is still exactly that version, in which case the
-// decision is the one a fresh read would have led to; if any other
-// instance wrote in between, the write fails with 412 and the provider
-// reads and decides again. The remembered version never answers a caller
-// by itself: a lock that looks held there is read again before it is
-// reported held, a lease that looks lost is read again before it is
-// reported lost.
+// and an acquire starts from it instead of reading. This is safe across
+// instances because the remembered version is only the base of an
+// If-Match write, which succeeds only if the document is still exactly
+// that version; if any other instance wrote since, the write fails with
+// 412 and the provider reads and decides again. A lock that looks held in
+// the remembered version is read again before it is reported held. So an
+// uncontended acquire+release through one instance costs two requests (a
+// replace and a patch), a renew one, a held acquire one read; an acquire
+// of a name the instance has not seen costs a read more (a new name: a
+// read and a create).
 //
 // # Fencing tokens never go back
 //
-// Within the life of a document its versions form one chain: every write
-// is conditioned on the etag of the version it replaces (or on the
-// document not existing), and Cosmos DB gives every write a new etag, so
-// no two writes can replace the same version. Acquire writes token+1 of
-// the version it replaces; renew and release copy the token. So tokens
-// along the chain never decrease, and each acquire's token is greater than
-// every token before it. Release keeps the document, and hasp never
-// deletes one; "ttl": -1 keeps Cosmos DB's time-to-live from deleting it.
-// Tokens stay below 2^53: a new document starts at its creation time in
-// Unix milliseconds ×1000 (below 2^53 until the year 2255), plus one per
-// acquire. That start is also a second line of defence if a document is
+// Within the life of a document its versions form one chain. Every
+// replace is conditioned on the etag of the version it replaces, and
+// Cosmos DB gives every write a new etag, so no write can replace a
+// version another write already replaced; creates succeed only where no
+// document exists; patches never touch the token. An acquire writes the
+// token of the version it replaces plus one; every other write keeps the
+// token. So tokens along the chain never decrease, and each acquire's
+// token is greater than every token before it. Release keeps the document,
+// and hasp never deletes one; "ttl": -1 keeps Cosmos DB's time-to-live
+// from deleting it. A new document starts its counter at its creation
+// time in Unix milliseconds ×1000 (tokens stay below 2^53 until the year
+// 2255). That start is also a second line of defence if a document is
 // deleted by hand anyway: its successor starts above every token of the
 // old one unless the old one averaged more than one acquire per
-// millisecond over its whole life (a single document takes a few hundred
-// writes a second at most); the guarantee itself rests on documents not
-// being deleted.
+// millisecond over its whole life; the guarantee itself rests on documents
+// not being deleted.
 //
 // Accounts with multiple write regions resolve conflicting writes after
-// the fact (last writer wins), which defeats If-Match as a lock: use an
-// account with a single write region.
+// the fact (last writer wins), which defeats conditional writes as a lock:
+// use an account with a single write region.
 //
 // # Time
 //
 // Expiry is judged by the clock of the service instance that writes, as
-// with the DynamoDB provider: expires_ms is stored, measured from a time
-// taken before the write is sent, so the reported expires_at is never
-// later than the moment another instance may take the lock. Instances
-// whose clocks differ by d can shorten a lease by d from a holder's point
-// of view; the client SDK's safety margin (TTL/10, at least 250 ms) covers
-// that. Cosmos DB's own TTL is not used.
+// with the DynamoDB provider: start_ms is a time taken before the write is
+// sent, so the reported expires_at is never later than the moment another
+// instance may take the lock. Instances whose clocks differ by d can
+// shorten a lease by d from a holder's point of view; the client SDK's
+// safety margin (TTL/10, at least 250 ms) covers that. Cosmos DB's own TTL
+// is not used.
 //
 // # Errors
 //
@@ -103,15 +112,18 @@
 // COSMOS_KEY. Without COSMOS_KEY the provider authenticates with Entra ID
 // through azidentity's DefaultAzureCredential (managed identity, workload
 // identity, environment, Azure CLI, ...); the identity needs the Cosmos DB
-// Built-in Data Contributor role on the account.
+// Built-in Data Contributor role on the account or the container.
 package cosmos
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -155,8 +167,8 @@ func parseStore(u *url.URL) (database, container string, err error) {
 // provider remembers by default.
 const DefaultVersionCache = 4096
 
-// maxAttempts bounds how often one operation re-reads and retries after
-// another writer changed the document under it (412 or 409).
+// maxAttempts bounds how often an acquire reads again and decides again
+// after another writer changed the document under it (412 or 409).
 const maxAttempts = 10
 
 // Provider stores leases in one Cosmos DB container.
@@ -225,15 +237,15 @@ func docID(name string) string { return base64.RawURLEncoding.EncodeToString([]b
 
 // document is a lock's Cosmos DB document.
 type document struct {
-	ID        string `json:"id"`
-	Name      string `json:"name"`
-	Token     int64  `json:"token"`
-	LeaseID   string `json:"lease_id"`
-	Owner     string `json:"owner,omitempty"`
-	Metadata  string `json:"metadata,omitempty"`
-	ExpiresMs int64  `json:"expires_ms"`
-	TTLMs     int64  `json:"ttl_ms"`
-	TTL       int    `json:"ttl"`
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	Token    int64  `json:"token"`
+	Lease    string `json:"lease"`
+	Owner    string `json:"owner"`
+	Metadata string `json:"metadata"`
+	StartMs  int64  `json:"start_ms"`
+	TTLMs    int64  `json:"ttl_ms"`
+	TTL      int    `json:"ttl"`
 }
 
 // version is a document as of one etag.
@@ -246,41 +258,33 @@ type version struct {
 // acquire gets tokenBase+1. See the package documentation.
 func tokenBase(now time.Time) int64 { return now.UnixMilli() * 1000 }
 
-func (d document) expires() time.Time { return time.UnixMilli(d.ExpiresMs).UTC() }
+// leaseHash is what a document stores for lease id: hex SHA-256. Lease ids
+// carry at least 128 random bits, so the hash needs no salt; being hex,
+// it is safe inside a query condition.
+func leaseHash(id string) string {
+	h := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(h[:])
+}
+
+func (d document) expiresMs() int64 { return d.StartMs + d.TTLMs }
+
+func (d document) expires() time.Time { return time.UnixMilli(d.expiresMs()).UTC() }
 
 // heldAt reports whether a lease holds the lock at now.
-func (d document) heldAt(now time.Time) bool { return d.LeaseID != "" && d.ExpiresMs > now.UnixMilli() }
-
-// heldBy reports whether lease id holds the lock at now.
-func (d document) heldBy(id string, now time.Time) bool { return d.LeaseID == id && d.heldAt(now) }
+func (d document) heldAt(now time.Time) bool { return d.Lease != "" && d.expiresMs() > now.UnixMilli() }
 
 // acquired is d taken by req at now, with the next token.
 func (d document) acquired(req lock.AcquireRequest, now time.Time) document {
 	d.Token++
-	d.LeaseID, d.Owner, d.Metadata = req.LeaseID, req.Owner, req.Metadata
-	d.ExpiresMs, d.TTLMs = lock.ExpiresAt(now, req.TTL).UnixMilli(), req.TTL.Milliseconds()
+	d.Lease, d.Owner, d.Metadata = leaseHash(req.LeaseID), req.Owner, req.Metadata
+	d.StartMs, d.TTLMs = now.UnixMilli(), req.TTL.Milliseconds()
 	return d
 }
 
-// renewed is d with its lease extended to now + ttl (the granted TTL when
-// ttl is zero).
-func (d document) renewed(ttl time.Duration, now time.Time) document {
-	if ttl == 0 {
-		ttl = time.Duration(d.TTLMs) * time.Millisecond
-	}
-	d.ExpiresMs, d.TTLMs = lock.ExpiresAt(now, ttl).UnixMilli(), ttl.Milliseconds()
-	return d
-}
-
-// released is d free, keeping its token.
-func (d document) released() document {
-	d.LeaseID, d.Owner, d.Metadata, d.ExpiresMs, d.TTLMs = "", "", "", 0, 0
-	return d
-}
-
-func (d document) lease() lock.Lease {
+// lease is the lease with id that holds d.
+func (d document) lease(id string) lock.Lease {
 	return lock.Lease{
-		Name: d.Name, Owner: d.Owner, LeaseID: d.LeaseID, FencingToken: d.Token,
+		Name: d.Name, Owner: d.Owner, LeaseID: id, FencingToken: d.Token,
 		TTL: time.Duration(d.TTLMs) * time.Millisecond, ExpiresAt: d.expires(), Metadata: d.Metadata,
 	}
 }
@@ -297,22 +301,30 @@ func (d document) held(now time.Time) *lock.HeldError {
 func (p *Provider) read(ctx context.Context, name string) (v version, found bool, err error) {
 	id := docID(name)
 	resp, err := p.container.ReadItem(ctx, azcosmos.NewPartitionKeyString(id), id, nil)
-	if status(err) == 404 {
+	if status(err) == http.StatusNotFound {
 		p.versions.drop(name)
 		return version{}, false, nil
 	}
 	if err != nil {
 		return version{}, false, mapErr(err)
 	}
-	if err := json.Unmarshal(resp.Value, &v.doc); err != nil {
-		return version{}, false, fmt.Errorf("cosmos: document of %q: %w", name, err)
+	if v, err = p.decode(name, resp); err != nil {
+		return version{}, false, err
 	}
-	if v.doc.ID != id || v.doc.Name != name {
-		return version{}, false, fmt.Errorf("cosmos: document %q does not belong to lock %q", v.doc.ID, name)
-	}
-	v.etag = resp.ETag
 	p.versions.put(name, v)
 	return v, true, nil
+}
+
+// decode reads name's document from a response that carries it.
+func (p *Provider) decode(name string, resp azcosmos.ItemResponse) (version, error) {
+	var d document
+	if err := json.Unmarshal(resp.Value, &d); err != nil {
+		return version{}, fmt.Errorf("cosmos: document of %q: %w", name, err)
+	}
+	if d.ID != docID(name) || d.Name != name {
+		return version{}, fmt.Errorf("cosmos: document %q does not belong to lock %q", d.ID, name)
+	}
+	return version{doc: d, etag: resp.ETag}, nil
 }
 
 // create writes a new document; it fails with 409 if it exists.
@@ -340,7 +352,7 @@ func (p *Provider) replace(ctx context.Context, base version, next document) (ve
 	}
 	resp, err := p.container.ReplaceItem(ctx, azcosmos.NewPartitionKeyString(next.ID), next.ID, b, &azcosmos.ItemOptions{IfMatchEtag: &base.etag})
 	if err != nil {
-		if s := status(err); s == 412 || s == 404 {
+		if s := status(err); s == http.StatusPreconditionFailed || s == http.StatusNotFound {
 			p.versions.drop(next.Name)
 		}
 		return version{}, err
@@ -363,8 +375,8 @@ func (p *Provider) current(ctx context.Context, name string, reread bool) (v ver
 }
 
 // Acquire implements providers.Provider. Uncontended it costs one replace
-// (remembered version), a read and a replace, or for a new name a read
-// and a create; a held lock costs one read.
+// (from the remembered version), or a read and a replace, or for a new
+// name a read and a create; a held lock costs one read.
 func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.Lease, error) {
 	reread := false
 	var last document
@@ -378,8 +390,8 @@ func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.L
 		if !found {
 			d := document{ID: docID(req.Name), Name: req.Name, Token: tokenBase(now), TTL: -1}.acquired(req, now)
 			if _, err := p.create(ctx, d); err == nil {
-				return d.lease(), nil
-			} else if status(err) != 409 {
+				return d.lease(req.LeaseID), nil
+			} else if status(err) != http.StatusConflict {
 				return lock.Lease{}, mapErr(err)
 			}
 			continue // created by someone else meanwhile: read it
@@ -389,76 +401,76 @@ func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.L
 			if !fresh {
 				continue // remembered as held: it may have been released since
 			}
-			if v.doc.LeaseID == req.LeaseID {
+			if v.doc.Lease == leaseHash(req.LeaseID) {
 				// The SDK retried a write that had been applied: ours.
-				return v.doc.lease(), nil
+				return v.doc.lease(req.LeaseID), nil
 			}
 			return lock.Lease{}, v.doc.held(p.clock.Now())
 		}
 		next := v.doc.acquired(req, now)
 		if _, err := p.replace(ctx, v, next); err == nil {
-			return next.lease(), nil
-		} else if s := status(err); s != 412 && s != 404 {
+			return next.lease(req.LeaseID), nil
+		} else if s := status(err); s != http.StatusPreconditionFailed && s != http.StatusNotFound {
 			return lock.Lease{}, mapErr(err)
 		}
 		// Changed since that version: read it again and decide again.
 	}
 	// Taken by others between each read and write: report it held as of
 	// the last version seen, retry at once.
-	last.Name, last.ExpiresMs = req.Name, p.clock.Now().UnixMilli()
-	return lock.Lease{}, last.held(last.expires())
+	now := p.clock.Now()
+	last.Name, last.StartMs, last.TTLMs = req.Name, now.UnixMilli(), 0
+	return lock.Lease{}, last.held(now)
 }
 
-// Renew implements providers.Provider: one replace from the remembered
-// version, else a read and a replace.
+// Renew implements providers.Provider: one conditional patch.
 func (p *Provider) Renew(ctx context.Context, req lock.RenewRequest) (lock.Lease, error) {
-	v, err := p.update(ctx, req.Name, req.LeaseID, func(d document, now time.Time) document { return d.renewed(req.TTL, now) })
+	now := p.clock.Now()
+	var ops azcosmos.PatchOperations
+	ops.AppendSet("/start_ms", now.UnixMilli())
+	if req.TTL != 0 {
+		ops.AppendSet("/ttl_ms", req.TTL.Milliseconds())
+	}
+	v, err := p.patchHeld(ctx, req.Name, req.LeaseID, now, ops)
 	if err != nil {
 		return lock.Lease{}, err
 	}
-	return v.doc.lease(), nil
+	return v.doc.lease(req.LeaseID), nil
 }
 
-// Release implements providers.Provider: one replace from the remembered
-// version, else a read and a replace. The document, and with it the token
-// counter, stays.
+// Release implements providers.Provider: one conditional patch that frees
+// the lock and keeps the document, and with it the token counter.
 func (p *Provider) Release(ctx context.Context, req lock.ReleaseRequest) error {
-	_, err := p.update(ctx, req.Name, req.LeaseID, func(d document, _ time.Time) document { return d.released() })
+	var ops azcosmos.PatchOperations
+	for _, f := range []struct {
+		path string
+		val  any
+	}{{"/lease", ""}, {"/owner", ""}, {"/metadata", ""}, {"/start_ms", 0}, {"/ttl_ms", 0}} {
+		ops.AppendSet(f.path, f.val)
+	}
+	_, err := p.patchHeld(ctx, req.Name, req.LeaseID, p.clock.Now(), ops)
 	return err
 }
 
-// update writes change(document) if lease id still holds name, re-reading
-// after every 412; it fails with lock.ErrLeaseLost once a version read
-// from the database shows that the lease does not hold the lock.
-func (p *Provider) update(ctx context.Context, name, id string, change func(document, time.Time) document) (version, error) {
-	reread := false
-	for range maxAttempts {
-		v, found, fresh, err := p.current(ctx, name, reread)
-		if err != nil {
-			return version{}, err
-		}
-		reread = true
-		if !found {
-			return version{}, fmt.Errorf("cosmos: %q has no document: %w", name, lock.ErrLeaseLost)
-		}
-		now := p.clock.Now()
-		if !v.doc.heldBy(id, now) {
-			if !fresh {
-				continue // the remembered version may be out of date: read it
-			}
-			return version{}, lock.ErrLeaseLost
-		}
-		w, err := p.replace(ctx, v, change(v.doc, now))
-		if err == nil {
-			return w, nil
-		}
-		if s := status(err); s != 412 && s != 404 {
-			return version{}, mapErr(err)
-		}
+// patchHeld applies ops to name's document if lease id holds it at now,
+// as the primary replica sees it: a 412 (or a missing document) is
+// lock.ErrLeaseLost. The condition holds only hex and integers: the SDK
+// copies it into the request unescaped.
+func (p *Provider) patchHeld(ctx context.Context, name, id string, now time.Time, ops azcosmos.PatchOperations) (version, error) {
+	ops.SetCondition(fmt.Sprintf("FROM c WHERE c.lease = '%s' AND c.start_ms + c.ttl_ms > %d", leaseHash(id), now.UnixMilli()))
+	key := docID(name)
+	resp, err := p.container.PatchItem(ctx, azcosmos.NewPartitionKeyString(key), key, ops, &azcosmos.ItemOptions{EnableContentResponseOnWrite: true})
+	if s := status(err); s == http.StatusPreconditionFailed || s == http.StatusNotFound {
+		return version{}, fmt.Errorf("cosmos: %q: %w", name, lock.ErrLeaseLost)
 	}
-	// Still ours at every read, but another write (a concurrent renew of
-	// the same lease) won each time.
-	return version{}, &lock.RetryableError{Err: fmt.Errorf("%w: cosmos: %q changed under %d attempts", lock.ErrUnavailable, name, maxAttempts), RetryAfter: 100 * time.Millisecond}
+	if err != nil {
+		return version{}, mapErr(err)
+	}
+	v, err := p.decode(name, resp)
+	if err != nil {
+		return version{}, err
+	}
+	p.versions.put(name, v)
+	return v, nil
 }
 
 // Status implements providers.Provider with one read.

@@ -50,7 +50,7 @@ func retryAfter(resp *http.Response, def time.Duration) time.Duration {
 //   - 429: lock.ErrThrottled, hinting x-ms-retry-after-ms;
 //   - 408, 5xx, timeouts, cancellations and network errors:
 //     lock.ErrUnavailable (a write may have been applied);
-//   - 412 (a version changed under a write that nothing re-read):
+//   - 412 (a write's condition failed and nothing handled it):
 //     lock.ErrLeaseLost;
 //   - anything else (400, 401, 403, a missing container): an internal
 //     error that wraps the original.

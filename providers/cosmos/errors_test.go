@@ -47,7 +47,7 @@ func TestMapErr(t *testing.T) {
 		{"502", responseError(502, nil), 502, lock.ErrUnavailable, time.Second},
 		{"504", responseError(504, nil), 504, lock.ErrUnavailable, time.Second},
 		{"408 request timeout", responseError(408, nil), 408, lock.ErrUnavailable, time.Second},
-		{"412 that escaped a re-read", responseError(412, nil), 412, lock.ErrLeaseLost, 0},
+		{"412 (a failed condition)", responseError(412, nil), 412, lock.ErrLeaseLost, 0},
 		{"409 (handled by acquire)", responseError(409, nil), 409, nil, 0},
 		{"404 (a missing container)", responseError(404, nil), 404, nil, 0},
 		{"401 (a wrong key)", responseError(401, nil), 401, nil, 0},
