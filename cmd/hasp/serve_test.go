@@ -144,3 +144,29 @@ func TestServeCosmos(t *testing.T) {
 	s := startServe(t, e.Env(), "--store", "cosmos://hasp/locks")
 	apitest.Run(t, apitest.Target{BaseURL: s.URL, Provider: "cosmos", Contenders: 12, Rounds: 8})
 }
+
+// TestCosmosCreateContainerErrors: wrong arguments are a usage error; a
+// missing endpoint says which variable to set.
+func TestCosmosCreateContainerErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		env  []string
+		code int
+		want string
+	}{
+		{[]string{"cosmos", "create-container", "hasp"}, nil, exitUsage, "accepts 2 arg(s)"},
+		{[]string{"cosmos", "create-container", "hasp", "locks", "extra"}, nil, exitUsage, "accepts 2 arg(s)"},
+		{[]string{"cosmos", "create-container", "hasp", "locks"}, []string{"COSMOS_ENDPOINT="}, exitError, "COSMOS_ENDPOINT is not set"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			cmd := exec.Command(launch.HaspBinary(t), tt.args...)
+			cmd.Env = append(cmd.Environ(), tt.env...)
+			out, err := cmd.CombinedOutput()
+			var ee *exec.ExitError
+			require.ErrorAs(t, err, &ee)
+			assert.Equal(t, tt.code, ee.ExitCode())
+			assert.Contains(t, string(out), tt.want)
+		})
+	}
+}
