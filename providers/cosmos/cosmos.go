@@ -173,7 +173,7 @@ const maxAttempts = 10
 
 // Provider stores leases in one Cosmos DB container.
 type Provider struct {
-	client    *azcosmos.Client // owned: closed by Close; nil when given a container
+	client    *azcosmos.Client // owned: closed by Close
 	container *azcosmos.ContainerClient
 	clock     lock.Clock
 	versions  *versionCache
@@ -193,7 +193,7 @@ func WithClock(c lock.Clock) Option { return func(p *Provider) { p.clock = c } }
 
 // WithVersionCache sets how many names' last-seen document versions the
 // provider remembers (default DefaultVersionCache); 0 turns the cache off,
-// so that every operation starts with a read.
+// so that every acquire starts with a read.
 func WithVersionCache(n int) Option { return func(p *Provider) { p.versions = newVersionCache(n) } }
 
 // New opens a provider on the container cfg names. It sends no request:
@@ -226,9 +226,7 @@ func (p *Provider) BackendRequests() int64 { return p.requests.Load() }
 
 // Close implements providers.Provider.
 func (p *Provider) Close() error {
-	if p.client != nil {
-		p.client.Close()
-	}
+	p.client.Close()
 	return nil
 }
 
