@@ -10,10 +10,17 @@ LAMBDA_MAX_BYTES := 10485760
 # Azure Functions app folder and the custom handler's architecture (Linux plans run amd64).
 AZURE_DIST ?= dist/azure
 AZURE_ARCH ?= amd64
+# The container image (make image): name, version (the tag the Kubernetes
+# manifests in infra/k8s name; a test keeps them equal), platforms.
+IMAGE    ?= ghcr.io/hasplock/hasp
+VERSION  ?= 0.1.0
+IMAGE_PLATFORMS ?= linux/amd64 linux/arm64
+IMAGE_DIR ?= dist/image
+IMAGE_SOURCE ?= https://github.com/hasplock/hasp
 
 
-.PHONY: build-HaspFunction
-.PHONY: synth deploy destroy
+.PHONY: build-HaspFunction run-gcp build-gcp deploy-gcp
+.PHONY: synth deploy destroy image image-push
 .PHONY: all build run test test-go lint deps check-tools fuzz bench soak clean build-lambda build-azure
 SOAK ?= 100000
 
@@ -87,21 +94,23 @@ soak: deps
 
 ## bench: the BENCHMARKS.md table, every ratio from one run
 bench: deps
-	HASP_BENCH=1 $(GO) test -count=1 -run '^TestReport(AWS)?$$' -v -timeout 30m ./bench/
+	HASP_BENCH=1 $(GO) test -count=1 -run '^TestReport' -v -timeout 30m ./bench/
 
 # The CDK CLI runs offline and quietly.
 CDK = cd infra && CDK_DISABLE_CLI_TELEMETRY=true CDK_DISABLE_VERSION_CHECK=1 JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 ../node_modules/.bin/cdk
 ENV ?= dev
+# TABLE=NAME: serve from an existing table, one restored with point-in-time recovery (docs/runbook.md).
+CDK_TABLE = $(if $(TABLE),-c table=$(TABLE))
 
 ## synth: cdk synth ENV=dev|staging|prod offline into infra/cdk.out, then cfn-lint it
 synth: deps build-lambda
-	$(CDK) synth -c env=$(ENV) --no-notices --quiet -o cdk.out
+	$(CDK) synth -c env=$(ENV) $(CDK_TABLE) --no-notices --quiet -o cdk.out
 	cfn-lint infra/cdk.out/hasp-$(ENV).template.json
 
-## deploy: cdk bootstrap and deploy ENV (needs AWS credentials)
+## deploy: cdk bootstrap and deploy ENV [TABLE=restored-table] (needs AWS credentials)
 deploy: deps build-lambda
 	$(CDK) bootstrap -c env=$(ENV) --no-notices
-	$(CDK) deploy -c env=$(ENV) --no-notices --require-approval never --outputs-file cdk.out/outputs-$(ENV).json
+	$(CDK) deploy -c env=$(ENV) $(CDK_TABLE) --no-notices --require-approval never --outputs-file cdk.out/outputs-$(ENV).json
 
 ## destroy: delete ENV's stack (prod keeps its table: RETAIN)
 destroy: deps build-lambda
@@ -111,5 +120,47 @@ destroy: deps build-lambda
 build-HaspFunction:
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc,hasp_lambda -trimpath -ldflags='-s -w' -o $(ARTIFACTS_DIR)/bootstrap ./functions/aws
 
+## run-gcp: the Cloud Function on this machine (Functions Framework) over a fresh Spanner emulator, on 127.0.0.1:8081 (PORT=...)
+run-gcp:
+	$(GO) run ./functions/gcp/cmd/hasp-gcp-local
+
+## build-gcp: dist/gcp, the source folder that `gcloud functions deploy` uploads (vendored, built once here)
+build-gcp:
+	scripts/build-gcp.sh dist/gcp
+
+# Google Cloud deployment settings (see README "Deploy to Google Cloud").
+GCP_FUNCTION ?= hasp
+GCP_REGION   ?= us-central1
+# go.mod says go 1.26: the runtime must be at least that.
+GCP_RUNTIME  ?= go126
+GCP_STORE    ?=
+GCP_SERVICE_ACCOUNT ?=
+
+## deploy-gcp: gcloud functions deploy (needs gcloud credentials, GCP_STORE and GCP_SERVICE_ACCOUNT)
+deploy-gcp: build-gcp
+	@test -n "$(GCP_STORE)" || { echo "set GCP_STORE=spanner://projects/P/instances/I/databases/D"; exit 2; }
+	@test -n "$(GCP_SERVICE_ACCOUNT)" || { echo "set GCP_SERVICE_ACCOUNT=NAME@PROJECT.iam.gserviceaccount.com (roles/spanner.databaseUser)"; exit 2; }
+	gcloud functions deploy $(GCP_FUNCTION) --gen2 --region=$(GCP_REGION) --runtime=$(GCP_RUNTIME) \
+	  --source=dist/gcp --entry-point=Hasp --trigger-http --no-allow-unauthenticated \
+	  --run-service-account=$(GCP_SERVICE_ACCOUNT) --set-env-vars=HASP_STORE=$(GCP_STORE) \
+	  --memory=256Mi --timeout=60s --concurrency=80 --cpu=1 --max-instances=20
+
 clean:
 	rm -rf $(BIN) dist
+
+## image: the OCI image $(IMAGE):$(VERSION) for IMAGE_PLATFORMS, no Docker daemon: $(IMAGE_DIR)/hasp-$(VERSION) (OCI layout) and a docker-load tarball (linux/amd64)
+image:
+	rm -rf $(IMAGE_DIR)/bin
+	@for p in $(IMAGE_PLATFORMS); do \
+	  echo "build hasp for $$p"; \
+	  CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) build -trimpath -ldflags='-s -w' -o $(IMAGE_DIR)/bin/$${p%/*}-$${p#*/}/hasp ./cmd/hasp || exit 1; \
+	done
+	cd infra && $(GO) run ./cmd/hasp-image build --image $(IMAGE):$(VERSION) --version $(VERSION) \
+	  --source $(IMAGE_SOURCE) --revision "$$(git rev-parse HEAD 2>/dev/null)" --created "$$(git log -1 --format=%cI 2>/dev/null)" \
+	  $(foreach p,$(IMAGE_PLATFORMS),--binary $(p)=$(abspath $(IMAGE_DIR))/bin/$(subst /,-,$(p))/hasp) \
+	  --layout $(abspath $(IMAGE_DIR))/hasp-$(VERSION) \
+	  $(if $(filter linux/amd64,$(IMAGE_PLATFORMS)),--tarball $(abspath $(IMAGE_DIR))/hasp-$(VERSION)-linux-amd64.tar)
+
+## image-push: build, then push $(IMAGE):$(VERSION) (credentials from ~/.docker/config.json: docker login or crane auth login)
+image-push: image
+	cd infra && $(GO) run ./cmd/hasp-image push --layout $(abspath $(IMAGE_DIR))/hasp-$(VERSION) --image $(IMAGE):$(VERSION)

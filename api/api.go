@@ -379,6 +379,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(append(b, '\n'))
 }
 
+// WriteError writes an API v1 error response: status, and the JSON error
+// body with code and message. Front ends use it for failures outside the
+// handler (a store that could not be opened: 503 "unavailable").
+func WriteError(w http.ResponseWriter, status int, code, message string) {
+	writeError(w, status, code, message, "")
+}
+
 func writeError(w http.ResponseWriter, status int, code, msg, field string) {
 	writeJSON(w, status, wire.ErrorResponse{Error: wire.ErrorBody{Code: code, Message: msg, Field: field}})
 }

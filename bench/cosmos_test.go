@@ -39,11 +39,10 @@ func reportCosmos(t *testing.T, etcdCycles float64, etcdHandoffs []time.Duration
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = p.Close() })
 		return p
 	}
 	p := open()
-	s := serveHTTP(t, service.New(p))
+	s := newProviderStack(t, p)
 	for range 50 {
 		if err := s.haspCycle("warm"); err != nil {
 			t.Fatal(err)
@@ -108,6 +107,7 @@ func reportCosmos(t *testing.T, etcdCycles float64, etcdHandoffs []time.Duration
 	)
 	for range contenders {
 		q := open()
+		t.Cleanup(func() { _ = q.Close() })
 		provs, svcs = append(provs, q), append(svcs, service.New(q))
 	}
 	count := func() (n int64) {
@@ -133,14 +133,11 @@ func reportCosmos(t *testing.T, etcdCycles float64, etcdHandoffs []time.Duration
 	reqFour := float64(count()-before-nFour) / nFour
 
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
-	x := func(d time.Duration) string { return fmt.Sprintf("%.1f×", float64(d)/float64(rtt)) }
-	fmt.Printf("\nbaseline: one Cosmos DB point read on the emulator, p50 %s (%d reads); one conditional patch (a renew), p50 %s\n\n", ms(rtt), len(reads), ms(pct(patches, 0.5)))
-	fmt.Printf("| measure | hasp serve on Cosmos DB (emulator) | hasp serve on the embedded etcd (above) | ratio |\n|---|---|---|---|\n")
-	fmt.Printf("| uncontended acquire+release cycles/s | %.0f (%.2f requests/cycle; a cycle = %s one read) | %.0f | %.2f× |\n", cps, reqPerCycle, x(time.Duration(float64(time.Second)/cps)), etcdCycles, cps/etcdCycles)
-	fmt.Printf("| handoff p50, %d contenders, 1 name, one service instance | %s (%s one read) | %s | %.2f× |\n", contenders, ms(pct(hd, 0.5)), x(pct(hd, 0.5)), ms(pct(etcdHandoffs, 0.5)), float64(pct(hd, 0.5))/float64(pct(etcdHandoffs, 0.5)))
-	fmt.Printf("| handoff p99, %d contenders, 1 name, one service instance | %s (%s one read) | %s | %.2f× |\n", contenders, ms(pct(hd, 0.99)), x(pct(hd, 0.99)), ms(pct(etcdHandoffs, 0.99)), float64(pct(hd, 0.99))/float64(pct(etcdHandoffs, 0.99)))
-	fmt.Printf("| requests per contended acquire, one service instance | %.2f | | |\n", reqContended)
-	fmt.Printf("| handoff p50 / p99, 4 service instances (polling only), hold 5 ms, think 5 ms | %s / %s | | |\n", ms(pct(fd, 0.5)), ms(pct(fd, 0.99)))
-	fmt.Printf("| requests per contended acquire, 4 service instances | %.2f | | |\n", reqFour)
-	fmt.Printf("| handoffs measured | %d / %d (4 instances) | %d | |\n\n", len(hd), len(fd), len(etcdHandoffs))
+	fmt.Printf("\nbaseline: one Cosmos DB point read on the emulator, p50 %s (%d reads); one conditional patch (a renew), p50 %s\n", ms(rtt), len(reads), ms(pct(patches, 0.5)))
+	printTable("hasp serve on Cosmos DB (emulator)", "hasp serve on the embedded etcd (above)", cps, etcdCycles, contenders, hd, etcdHandoffs,
+		fmt.Sprintf("| backend requests per uncontended cycle | %.2f | | |", reqPerCycle),
+		fmt.Sprintf("| uncontended cycle, in point reads | %.1f× | | |", float64(time.Second)/cps/float64(rtt)),
+		fmt.Sprintf("| requests per contended acquire, one service instance | %.2f | | |", reqContended),
+		fmt.Sprintf("| handoff p50 / p99, 4 service instances (polling only), hold 5 ms, think 5 ms | %s / %s (%d handoffs in %d grants) | | |", ms(pct(fd, 0.5)), ms(pct(fd, 0.99)), len(fd), nFour),
+		fmt.Sprintf("| requests per contended acquire, 4 service instances | %.2f | | |", reqFour))
 }

@@ -1,5 +1,6 @@
 // Command infra is hasp's AWS CDK app: one stack per environment, chosen
-// with `-c env=dev|staging|prod` (make synth ENV=… / make deploy ENV=…).
+// with `-c env=dev|staging|prod` (make synth ENV=… / make deploy ENV=…);
+// `-c table=NAME` (TABLE=NAME) points the function at a restored table.
 package main
 
 import (
@@ -31,6 +32,8 @@ func main() {
 	if acct, region := os.Getenv("CDK_DEFAULT_ACCOUNT"), os.Getenv("CDK_DEFAULT_REGION"); acct != "" && region != "" {
 		sp.Env = &awscdk.Environment{Account: jsii.String(acct), Region: jsii.String(region)}
 	}
-	NewHaspStack(app, "hasp-"+e.Name, StackProps{StackProps: sp, Env: e, AssetDir: asset})
+	// -c table=NAME: serve from an existing (restored) table; docs/runbook.md.
+	table, _ := app.Node().TryGetContext(jsii.String("table")).(string)
+	NewHaspStack(app, "hasp-"+e.Name, StackProps{StackProps: sp, Env: e, AssetDir: asset, Table: table})
 	app.Synth(nil)
 }

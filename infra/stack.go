@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+	"strings"
+
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2authorizers"
@@ -12,6 +15,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/hasplock/hasp/infra/metrics"
 )
 
 // LambdaActions are the only DynamoDB actions the function's role gets,
@@ -25,6 +30,10 @@ type StackProps struct {
 	Env Env
 	// AssetDir holds the Lambda's bootstrap (make build-lambda: ../dist/lambda).
 	AssetDir string
+	// Table, when set, is an existing table (one restored with
+	// point-in-time recovery, see docs/runbook.md) that the function uses
+	// instead of the stack's own, which the stack keeps as it is.
+	Table string
 }
 
 // NewHaspStack is one environment's hasp: DynamoDB table, Lambda function,
@@ -41,7 +50,7 @@ func NewHaspStack(scope constructs.Construct, id string, props StackProps) awscd
 	if e.Retain {
 		removal = awscdk.RemovalPolicy_RETAIN
 	}
-	table := awsdynamodb.NewTable(stack, jsii.String("LocksTable"), &awsdynamodb.TableProps{
+	var table awsdynamodb.ITable = awsdynamodb.NewTable(stack, jsii.String("LocksTable"), &awsdynamodb.TableProps{
 		PartitionKey:        &awsdynamodb.Attribute{Name: jsii.String("pk"), Type: awsdynamodb.AttributeType_STRING},
 		BillingMode:         awsdynamodb.BillingMode_PAY_PER_REQUEST,
 		Encryption:          awsdynamodb.TableEncryption_AWS_MANAGED,
@@ -51,6 +60,10 @@ func NewHaspStack(scope constructs.Construct, id string, props StackProps) awscd
 			PointInTimeRecoveryEnabled: jsii.Bool(e.PITR),
 		},
 	})
+
+	if props.Table != "" {
+		table = awsdynamodb.Table_FromTableName(stack, jsii.String("RestoredTable"), jsii.String(props.Table))
+	}
 
 	fnLogs := awslogs.NewLogGroup(stack, jsii.String("FunctionLogs"), &awslogs.LogGroupProps{
 		Retention: e.LogRetention, RemovalPolicy: removal, // prod keeps its audit trail
@@ -157,11 +170,97 @@ func NewHaspStack(scope constructs.Construct, id string, props StackProps) awscd
 		}}),
 	)
 	dash := awscloudwatch.NewDashboard(stack, jsii.String("Dashboard"), &awscloudwatch.DashboardProps{DashboardName: jsii.String("hasp-" + e.Name)})
-	for i := 0; i < len(widgets); i += 2 {
-		dash.AddWidgets(widgets[i:min(i+2, len(widgets))]...)
-	}
+	addRows(dash, widgets, 2)
+	dash.AddWidgets(awscloudwatch.NewTextWidget(&awscloudwatch.TextWidgetProps{
+		Markdown: jsii.String("## Locks\nThe function's own metrics (CloudWatch Embedded Metric Format, namespace `" + metrics.CloudWatchNamespace +
+			"`): the names `hasp serve` exports to Prometheus. What the alarms above mean: docs/runbook.md."),
+		Width: jsii.Number(24), Height: jsii.Number(2),
+	}))
+	addRows(dash, lockWidgets(period), 3)
 
 	awscdk.NewCfnOutput(stack, jsii.String("ApiUrl"), &awscdk.CfnOutputProps{Value: api.ApiEndpoint(), Description: jsii.String("hasp endpoint; sign requests with SigV4 (execute-api)")})
 	awscdk.NewCfnOutput(stack, jsii.String("TableName"), &awscdk.CfnOutputProps{Value: table.TableName()})
 	return stack
+}
+
+// addRows adds widgets to the dashboard perRow to a row.
+func addRows(dash awscloudwatch.Dashboard, widgets []awscloudwatch.IWidget, perRow int) {
+	for i := 0; i < len(widgets); i += perRow {
+		dash.AddWidgets(widgets[i:min(i+perRow, len(widgets))]...)
+	}
+}
+
+// emf returns the EMF metrics of one catalog metric, one per combination of
+// its dimensions' values, with the statistic stat.
+func emf(name, stat string, period awscdk.Duration) []awscloudwatch.IMetric {
+	var m metrics.Metric
+	for _, x := range metrics.All {
+		if x.Name == name {
+			m = x
+		}
+	}
+	if m.Name == "" {
+		panic("infra: no metric " + name + " in the catalog")
+	}
+	combos := []map[string]*string{{}}
+	for _, d := range m.Dimensions {
+		var next []map[string]*string
+		for _, c := range combos {
+			for _, v := range m.Labels[d] {
+				n := map[string]*string{d: jsii.String(v)}
+				for k, x := range c {
+					n[k] = x
+				}
+				next = append(next, n)
+			}
+		}
+		combos = next
+	}
+	var out []awscloudwatch.IMetric
+	for _, c := range combos {
+		var label []string
+		for _, d := range m.Dimensions {
+			label = append(label, *c[d])
+		}
+		out = append(out, awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
+			Namespace: jsii.String(metrics.CloudWatchNamespace), MetricName: jsii.String(name),
+			DimensionsMap: &c, Statistic: jsii.String(stat), Period: period, Label: jsii.String(strings.Join(append(label, stat), " ")),
+		}))
+	}
+	return out
+}
+
+// lockWidgets graph the signals of hasp's Grafana dashboard from the
+// function's EMF metrics.
+func lockWidgets(period awscdk.Duration) []awscloudwatch.IWidget {
+	graph := func(title string, ms ...[]awscloudwatch.IMetric) awscloudwatch.IWidget {
+		var left []awscloudwatch.IMetric
+		for _, m := range ms {
+			left = append(left, m...)
+		}
+		return awscloudwatch.NewGraphWidget(&awscloudwatch.GraphWidgetProps{Title: jsii.String(title), Width: jsii.Number(8), Left: &left})
+	}
+	using := map[string]awscloudwatch.IMetric{"contended": emf("lock_contended_acquire_total", "Sum", period)[0]}
+	sum := []string{}
+	for i, m := range emf("lock_acquire_total", "Sum", period) {
+		id := fmt.Sprintf("acquires%d", i)
+		using[id] = m
+		sum = append(sum, "FILL("+id+", 0)") // a result with no acquires in a period has no data point
+	}
+	contention := awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
+		Expression:   jsii.String("100 * FILL(contended, 0) / (" + strings.Join(sum, " + ") + ")"),
+		UsingMetrics: &using, Label: jsii.String("contended %"), Period: period,
+	})
+	return []awscloudwatch.IWidget{
+		graph("Acquires by result", emf("lock_acquire_total", "Sum", period)),
+		graph("Acquire duration p99 (s, includes wait_ms)", emf("lock_acquire_duration_seconds", "p99", period)),
+		graph("Contention: acquires that found the lock held (%)", []awscloudwatch.IMetric{contention}),
+		graph("Active leases (per function instance)", emf("lock_active_count", "Maximum", period)),
+		graph("Hold duration (s)", emf("lock_hold_duration_seconds", "p50", period), emf("lock_hold_duration_seconds", "p99", period)),
+		graph("Renews by result", emf("lock_renew_total", "Sum", period)),
+		graph("Releases by result", emf("lock_release_total", "Sum", period)),
+		graph("Leases lost", emf("lock_lost_total", "Sum", period)),
+		graph("DynamoDB requests by op and result", emf("lock_backend_requests_total", "Sum", period)),
+		graph("DynamoDB latency p99 by op (s)", emf("lock_backend_request_duration_seconds", "p99", period)),
+	}
 }

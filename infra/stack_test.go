@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -14,6 +15,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
+
+	"github.com/hasplock/hasp/infra/metrics"
 )
 
 func TestMain(m *testing.M) {
@@ -26,12 +29,18 @@ func TestMain(m *testing.M) {
 // stand-in asset (the real bootstrap is make build-lambda's).
 func synth(t *testing.T, env string) map[string]any {
 	t.Helper()
+	return synthTable(t, env, "")
+}
+
+// synthTable is synth with StackProps.Table set to table.
+func synthTable(t *testing.T, env, table string) map[string]any {
+	t.Helper()
 	e, err := LookupEnv(env)
 	require.NoError(t, err)
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "bootstrap"), []byte("stand-in"), 0o755))
 	app := awscdk.NewApp(nil)
-	stack := NewHaspStack(app, "hasp-"+env, StackProps{Env: e, AssetDir: dir})
+	stack := NewHaspStack(app, "hasp-"+env, StackProps{Env: e, AssetDir: dir, Table: table})
 	tpl := assertions.Template_FromStack(stack, nil)
 	return *tpl.ToJSON()
 }
@@ -259,4 +268,156 @@ func TestSAMEquivalent(t *testing.T) {
 	want := append([]string(nil), LambdaActions...)
 	sort.Strings(want)
 	assert.Equal(t, want, samActions, "IAM actions")
+}
+
+// dashboardBody returns the dashboard's JSON body, with CloudFormation
+// intrinsics (region, alarm ARNs) replaced by a placeholder.
+func dashboardBody(t *testing.T, tpl map[string]any) map[string]any {
+	t.Helper()
+	body := props(one(t, tpl, "AWS::CloudWatch::Dashboard"))["DashboardBody"]
+	var b strings.Builder
+	switch v := body.(type) {
+	case string:
+		b.WriteString(v)
+	case map[string]any:
+		parts := v["Fn::Join"].([]any)[1].([]any)
+		for _, p := range parts {
+			if s, ok := p.(string); ok {
+				b.WriteString(s)
+			} else {
+				b.WriteString("INTRINSIC")
+			}
+		}
+	}
+	var out map[string]any
+	require.NoError(t, json.Unmarshal([]byte(b.String()), &out), b.String())
+	return out
+}
+
+// TestDashboardLockMetrics: the dashboard keeps its alarm, request and
+// DynamoDB widgets and graphs every lock metric the Lambda writes in EMF
+// (namespace hasp), with exactly the dimensions the EMF records carry:
+// result on the *_total and duration metrics that have a result, op on the
+// backend metrics, none on the others.
+func TestDashboardLockMetrics(t *testing.T) {
+	want := map[string][]string{
+		"lock_acquire_total":                    {"result"},
+		"lock_acquire_duration_seconds":         {"result"},
+		"lock_contended_acquire_total":          {},
+		"lock_active_count":                     {},
+		"lock_hold_duration_seconds":            {},
+		"lock_renew_total":                      {"result"},
+		"lock_release_total":                    {"result"},
+		"lock_lost_total":                       {},
+		"lock_backend_requests_total":           {"op", "result"},
+		"lock_backend_request_duration_seconds": {"op"},
+	}
+	body := dashboardBody(t, synth(t, "prod"))
+	var titles []string
+	alarmWidgets := 0
+	got := map[string]map[string][]string{} // metric -> dimension -> values seen
+	for _, w := range body["widgets"].([]any) {
+		p, _ := w.(map[string]any)["properties"].(map[string]any)
+		if title, ok := p["title"].(string); ok {
+			titles = append(titles, title)
+		}
+		if ann, ok := p["annotations"].(map[string]any); ok && ann["alarms"] != nil {
+			alarmWidgets++
+		}
+		rows, _ := p["metrics"].([]any)
+		for _, r := range rows {
+			row := r.([]any)
+			ns, ok := row[0].(string)
+			if !ok || ns != metrics.CloudWatchNamespace {
+				continue
+			}
+			name := row[1].(string)
+			dims := map[string][]string{}
+			for i := 2; i+1 < len(row); i += 2 {
+				k, isKey := row[i].(string)
+				v, isVal := row[i+1].(string)
+				if !isKey || !isVal {
+					break
+				}
+				dims[k] = append(dims[k], v)
+			}
+			var keys []string
+			for k := range dims {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			exp, known := want[name]
+			require.True(t, known, "the dashboard graphs %s, which the Lambda does not write", name)
+			assert.Equal(t, exp, append([]string{}, keys...), "%s: dimensions", name)
+			if got[name] == nil {
+				got[name] = map[string][]string{}
+			}
+			for k, v := range dims {
+				got[name][k] = append(got[name][k], v...)
+			}
+		}
+	}
+	assert.Equal(t, 4, alarmWidgets, "the alarm widgets stay")
+	assert.Subset(t, titles, []string{"Requests", "DynamoDB"}, "the existing graphs stay")
+	for name := range want {
+		assert.Contains(t, got, name, "the dashboard graphs %s", name)
+	}
+	// Every value of a dimension is graphed, and no other.
+	for _, m := range metrics.All {
+		for d, vs := range got[m.Name] {
+			seen := map[string]bool{}
+			for _, v := range vs {
+				seen[v] = true
+			}
+			var list []string
+			for v := range seen {
+				list = append(list, v)
+			}
+			sort.Strings(list)
+			exp := append([]string{}, m.Labels[d]...)
+			sort.Strings(exp)
+			assert.Equal(t, exp, list, "%s: every %s value", m.Name, d)
+		}
+	}
+}
+
+// TestRunbookCoversAlarms: docs/runbook.md has a section for every alarm.
+func TestRunbookCoversAlarms(t *testing.T) {
+	b, err := os.ReadFile("../docs/runbook.md")
+	require.NoError(t, err)
+	tpl := synth(t, "dev")
+	n := 0
+	for _, a := range resources(tpl, "AWS::CloudWatch::Alarm") {
+		id := strings.TrimPrefix(props(a)["AlarmName"].(string), "hasp-dev-")
+		assert.Regexp(t, `(?m)^### `+id+`$`, string(b), "docs/runbook.md explains alarm %s", id)
+		n++
+	}
+	assert.Equal(t, 4, n)
+}
+
+// TestRestoredTable: with Table set (-c table=NAME, after a point-in-time
+// restore), the function stores in that table and may touch only it, and
+// the stack keeps its own table.
+func TestRestoredTable(t *testing.T) {
+	tpl := synthTable(t, "prod", "hasp-prod-restored-20261125")
+	one(t, tpl, "AWS::DynamoDB::Table") // still there, retained, unused
+	var fn map[string]any
+	for _, r := range resources(tpl, "AWS::Lambda::Function") {
+		if props(r)["Handler"] == "bootstrap" {
+			fn = props(r)
+		}
+	}
+	require.NotNil(t, fn)
+	store, err := json.Marshal(fn["Environment"].(map[string]any)["Variables"].(map[string]any)["HASP_STORE"])
+	require.NoError(t, err)
+	assert.Contains(t, string(store), "dynamodb://hasp-prod-restored-20261125?cleanup=720h")
+	stmts := lambdaStatements(t, tpl)
+	require.Len(t, stmts, 1)
+	res, err := json.Marshal(stmts[0]["Resource"])
+	require.NoError(t, err)
+	assert.Contains(t, string(res), ":table/hasp-prod-restored-20261125")
+	assert.NotContains(t, string(res), "LocksTable", "not the stack's own table")
+	out, err := json.Marshal(tpl["Outputs"].(map[string]any)["TableName"])
+	require.NoError(t, err)
+	assert.Contains(t, string(out), "hasp-prod-restored-20261125")
 }

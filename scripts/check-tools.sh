@@ -17,6 +17,14 @@ need cfn-lint "lints template.yaml (comes with the machine image)"
 need moto_server "DynamoDB emulator (comes with the machine image)"
 need node "runs dynalite (Node.js comes with the machine image)"
 need npm "installs dynalite (comes with Node.js)"
+# The Cloud Spanner emulator is not on PATH: look where its Debian package puts it.
+if [ -z "${HASP_SPANNER_EMULATOR:-}" ] && ! command -v emulator_main >/dev/null 2>&1 \
+   && [ ! -x /usr/lib/google-cloud-sdk/bin/cloud_spanner_emulator/emulator_main ] \
+   && [ ! -x /usr/share/google-cloud-sdk/bin/cloud_spanner_emulator/emulator_main ] \
+   && [ ! -x /google-cloud-sdk/bin/cloud_spanner_emulator/emulator_main ]; then
+  echo "check-tools: the Cloud Spanner emulator (emulator_main) is not installed: Debian package google-cloud-cli-spanner-emulator (comes with the machine image)" >&2
+  missing=1
+fi
 if [ "$missing" -ne 0 ]; then
   if [ "${CI:-}" = "true" ]; then
     echo "check-tools: failing because CI=true" >&2

@@ -17,6 +17,7 @@ import (
 	_ "github.com/hasplock/hasp/providers/dynamodb"
 	_ "github.com/hasplock/hasp/providers/etcd"
 	_ "github.com/hasplock/hasp/providers/memory"
+	_ "github.com/hasplock/hasp/providers/spanner"
 )
 
 func main() {
@@ -50,7 +51,7 @@ default http://127.0.0.1:8080).
 		f.register(c)
 		root.AddCommand(c)
 	}
-	root.AddCommand(newServe(), newDynamoDB(), newCosmos())
+	root.AddCommand(newServe(), newDynamoDB(), newSpanner(), newCosmos())
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	return root
 }

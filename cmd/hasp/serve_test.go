@@ -131,6 +131,24 @@ func TestServeDynamoDB(t *testing.T) {
 	apitest.Run(t, apitest.Target{BaseURL: s.URL, Provider: "dynamodb", Contenders: 12, Rounds: 8})
 }
 
+// TestServeSpanner: `hasp spanner create-schema` then hasp serve --store
+// spanner://… against the Spanner emulator passes the same black-box check
+// as the embedded default.
+func TestServeSpanner(t *testing.T) {
+	e := launch.Spanner(t)
+	env := []string{"SPANNER_EMULATOR_HOST=" + e.Addr}
+	store := "spanner://projects/local/instances/hasp/databases/locks"
+	for _, want := range []string{"created", "already exists"} {
+		cmd := exec.Command(launch.HaspBinary(t), "spanner", "create-schema", store)
+		cmd.Env = append(cmd.Environ(), env...)
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		assert.Contains(t, string(out), "table hasp_locks in projects/local/instances/hasp/databases/locks "+want)
+	}
+	s := startServe(t, env, "--store", store)
+	apitest.Run(t, apitest.Target{BaseURL: s.URL, Provider: "spanner", Contenders: 12, Rounds: 8})
+}
+
 // TestServeCosmos: hasp cosmos create-container, then hasp serve --store
 // cosmos://hasp/locks against the Cosmos DB emulator, passes the same
 // black-box check as the embedded default.

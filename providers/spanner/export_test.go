@@ -1,0 +1,4 @@
+package spanner
+
+// MapErr exposes mapErr to the tests.
+var MapErr = mapErr

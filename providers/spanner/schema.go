@@ -1,0 +1,83 @@
+package spanner
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	database "cloud.google.com/go/spanner/admin/database/apiv1"
+	"cloud.google.com/go/spanner/admin/database/apiv1/databasepb"
+	"google.golang.org/api/option"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// DDL returns the statements that create the lock table named table.
+func DDL(table string) []string {
+	return []string{`CREATE TABLE ` + table + ` (
+  name STRING(1024) NOT NULL,
+  token INT64 NOT NULL,
+  lease_id STRING(256),
+  owner STRING(1024),
+  metadata STRING(MAX),
+  ttl_ms INT64,
+  expires_at TIMESTAMP,
+  updated_at TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
+) PRIMARY KEY (name)`}
+}
+
+// CreateSchema creates the lock table in database
+// ("projects/P/instances/I/databases/D") unless a table of that name is
+// already there. The database must exist.
+func CreateSchema(ctx context.Context, db string, table string, opts ...option.ClientOption) (created bool, err error) {
+	if !tableRE.MatchString(table) {
+		return false, fmt.Errorf("spanner: bad table name %q", table)
+	}
+	dc, err := database.NewDatabaseAdminClient(ctx, opts...)
+	if err != nil {
+		return false, err
+	}
+	defer dc.Close()
+	cur, err := dc.GetDatabaseDdl(ctx, &databasepb.GetDatabaseDdlRequest{Database: db})
+	if err != nil {
+		return false, fmt.Errorf("spanner: read the schema of %s: %w", db, err)
+	}
+	for _, st := range cur.Statements {
+		if f := strings.Fields(st); len(f) >= 3 && strings.EqualFold(f[0], "CREATE") && strings.EqualFold(f[1], "TABLE") && strings.EqualFold(strings.Trim(f[2], "`"), table) {
+			return false, nil
+		}
+	}
+	op, err := dc.UpdateDatabaseDdl(ctx, &databasepb.UpdateDatabaseDdlRequest{Database: db, Statements: DDL(table)})
+	if err != nil {
+		return false, fmt.Errorf("spanner: create table %s: %w", table, err)
+	}
+	if err := op.Wait(ctx); err != nil {
+		return false, fmt.Errorf("spanner: create table %s: %w", table, err)
+	}
+	return true, nil
+}
+
+// CreateDatabase creates db ("projects/P/instances/I/databases/D") in its
+// existing instance, unless it exists.
+func CreateDatabase(ctx context.Context, db string, opts ...option.ClientOption) error {
+	if !databaseRE.MatchString(db) {
+		return fmt.Errorf("spanner: %q is not projects/P/instances/I/databases/D", db)
+	}
+	dc, err := database.NewDatabaseAdminClient(ctx, opts...)
+	if err != nil {
+		return err
+	}
+	defer dc.Close()
+	i := strings.LastIndex(db, "/databases/")
+	op, err := dc.CreateDatabase(ctx, &databasepb.CreateDatabaseRequest{
+		Parent:          db[:i],
+		CreateStatement: "CREATE DATABASE `" + db[i+len("/databases/"):] + "`",
+	})
+	if err == nil {
+		_, err = op.Wait(ctx)
+	}
+	if err != nil && status.Code(err) != codes.AlreadyExists {
+		return fmt.Errorf("spanner: create database %s: %w", db, err)
+	}
+	return nil
+}

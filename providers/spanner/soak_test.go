@@ -1,0 +1,54 @@
+package spanner_test
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hasplock/hasp/local/faults"
+	"github.com/hasplock/hasp/local/launch"
+	"github.com/hasplock/hasp/local/spanneremu"
+	"github.com/hasplock/hasp/providers/providertest"
+	"github.com/hasplock/hasp/providers/spanner"
+)
+
+// TestSoak: two service instances, each with its own Spanner client behind
+// a fault-injecting TCP proxy (delays, resets, stalls, responses dropped
+// after the request went through) to one emulator. The instances' clocks
+// play no part (expiry is Spanner's), so they run unskewed. Size:
+// HASP_SOAK (make soak), at most 10,000; make test runs 600 acquires, not
+// 2000, because the emulator serializes read-write transactions (about 20
+// acquires a second under these faults).
+func TestSoak(t *testing.T) {
+	e := launch.Spanner(t)
+	db := database(t, e)
+	proxy, err := faults.NewTCPProxy(e.Addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = proxy.Close() })
+	var instances []providertest.Instance
+	for range 2 {
+		p, err := spanner.New(context.Background(), db, spanner.WithClientOptions(spanneremu.ClientOptions(proxy.Addr())...))
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = p.Close() })
+		instances = append(instances, providertest.Instance{Provider: p})
+	}
+	proxy.SetPlan(faults.Plan{Delay: 20 * time.Millisecond, DelayP: 0.02, ResetP: 0.001, DropResponseP: 0.002, Stall: 300 * time.Millisecond, StallP: 0.001})
+	acquires := providertest.SoakAcquires()
+	if os.Getenv("HASP_SOAK") == "" {
+		acquires = 600
+	}
+	acquires = min(acquires, 10000)
+	res := providertest.Soak(context.Background(), instances, providertest.SoakConfig{
+		Acquires: acquires, Progress: providertest.ProgressLogger(t), TTL: 2 * time.Second,
+	})
+	proxy.SetPlan(faults.Plan{})
+	f := proxy.Counts()
+	t.Logf("spanner soak: %s; faults injected: %d delays, %d resets, %d dropped responses, %d stalls",
+		res.String(), f.Delays, f.Resets, f.DroppedResponses, f.Stalls)
+	assert.Empty(t, res.Violations, res.Report())
+	assert.Positive(t, f.Total(), "faults were injected")
+}
