@@ -12,6 +12,9 @@ LAMBDA_TRACING ?=
 comma := ,
 LAMBDA_TAGS := lambda.norpc,hasp_lambda$(if $(LAMBDA_TRACING),$(comma)hasp_tracing)
 LAMBDA_MAX_BYTES := 10485760
+# Azure Functions app folder and the custom handler's architecture (Linux plans run amd64).
+AZURE_DIST ?= dist/azure
+AZURE_ARCH ?= amd64
 # The container image (make image): name, version (the tag the Kubernetes
 # manifests in infra/k8s name; a test keeps them equal), platforms.
 IMAGE    ?= ghcr.io/hasplock/hasp
@@ -23,7 +26,7 @@ IMAGE_SOURCE ?= https://github.com/hasplock/hasp
 
 .PHONY: build-HaspFunction run-gcp build-gcp deploy-gcp
 .PHONY: synth deploy destroy image image-push
-.PHONY: all build run test test-go lint deps check-tools fuzz bench soak clean build-lambda
+.PHONY: all build run test test-go lint deps check-tools fuzz bench soak clean build-lambda build-azure
 SOAK ?= 100000
 
 all: build
@@ -72,6 +75,14 @@ build-lambda:
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(LAMBDA_ARCH) $(GO) build -tags $(LAMBDA_TAGS) -trimpath -ldflags='-s -w' -o dist/lambda/bootstrap ./functions/aws
 	@size=$$(stat -c %s dist/lambda/bootstrap); echo "dist/lambda/bootstrap ($(LAMBDA_ARCH), tags $(LAMBDA_TAGS)): $$size bytes"; \
 	  if [ -z "$(LAMBDA_TRACING)" ] && [ $$size -gt $(LAMBDA_MAX_BYTES) ]; then echo "bootstrap is over 10 MB"; exit 1; fi
+
+## build-azure: AZURE_DIST (dist/azure), the deployable Azure Functions app: host.json, the function folders and the custom handler (linux/amd64)
+build-azure:
+	rm -rf $(AZURE_DIST)
+	mkdir -p $(AZURE_DIST)
+	cp -R functions/azure/app/. $(AZURE_DIST)/
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(AZURE_ARCH) $(GO) build -trimpath -ldflags='-s -w' -o $(AZURE_DIST)/handler ./functions/azure
+	@echo "$(AZURE_DIST): handler (linux/$(AZURE_ARCH), $$(stat -c %s $(AZURE_DIST)/handler) bytes), host.json, $$(cd $(AZURE_DIST) && ls -d */ | tr -d / | tr '\n' ' ')"
 
 check-tools:
 	@scripts/check-tools.sh

@@ -272,6 +272,10 @@ func TestReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	printTable("hasp serve (HTTP, embedded etcd)", "etcd concurrency.Mutex (same etcd, in-process client)", hps, mps, contenders, hd, md)
+
+	// Cosmos DB on its emulator, in the same run, against the hasp
+	// figures above.
+	t.Run("Cosmos", func(t *testing.T) { reportCosmos(t, hps, hd) })
 }
 
 // printTable prints a BENCHMARKS.md table comparing a stack (a) with its

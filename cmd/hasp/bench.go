@@ -117,7 +117,7 @@ against a store, backend requests per acquire+release.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&store, "store", "", "benchmark a store directly (embedded:PATH, etcd://…, dynamodb://…, memory:) instead of --endpoint")
+	fl.StringVar(&store, "store", "", "benchmark a store directly (embedded:PATH, etcd://…, dynamodb://…, cosmos://…, memory:) instead of --endpoint")
 	fl.IntVar(&cfg.Workers, "workers", 4, "concurrent clients")
 	fl.IntVar(&cfg.Names, "names", 1, "lock names the clients share")
 	fl.DurationVar(&cfg.Hold, "hold", 5*time.Millisecond, "how long each granted lock is held")

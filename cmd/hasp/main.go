@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	_ "github.com/hasplock/hasp/local" // registers the embedded: store
+	_ "github.com/hasplock/hasp/providers/cosmos"
 	_ "github.com/hasplock/hasp/providers/dynamodb"
 	_ "github.com/hasplock/hasp/providers/etcd"
 	_ "github.com/hasplock/hasp/providers/memory"
@@ -50,7 +51,7 @@ default http://127.0.0.1:8080).
 		f.register(c)
 		root.AddCommand(c)
 	}
-	root.AddCommand(newServe(), newDynamoDB(), newSpanner())
+	root.AddCommand(newServe(), newDynamoDB(), newSpanner(), newCosmos())
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	return root
 }

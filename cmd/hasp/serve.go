@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -36,6 +35,9 @@ const serveExample = `  # the embedded default: a single-node etcd keeping its d
   # DynamoDB (region, credentials and endpoint from the AWS environment)
   AWS_REGION=eu-west-1 hasp serve --store dynamodb://locks --listen :8080
 
+  # Azure Cosmos DB (account key, or Entra ID without COSMOS_KEY)
+  COSMOS_ENDPOINT=https://myaccount.documents.azure.com:443/ hasp serve --store cosmos://hasp/locks
+
   # in memory, for tests only
   hasp serve --store memory:`
 
@@ -62,7 +64,7 @@ func newServe() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&listen, "listen", envOr("HASP_LISTEN", "127.0.0.1:8080"), "address to listen on (env HASP_LISTEN)")
 	f.StringVar(&store, "store", envOr("HASP_STORE", "embedded:./.hasp-data"),
-		"store URL (env HASP_STORE): embedded:PATH, etcd://host:2379[,host:2379][?ca=FILE&cert=FILE&key=FILE], dynamodb://TABLE, spanner://projects/P/instances/I/databases/D, memory:")
+		"store URL (env HASP_STORE): embedded:PATH, etcd://host:2379[,host:2379][?ca=FILE&cert=FILE&key=FILE], dynamodb://TABLE, spanner://projects/P/instances/I/databases/D, cosmos://DATABASE/CONTAINER, memory:")
 	f.StringVar(&tokenFile, "auth-token-file", "", "file of bearer tokens, one per line, required on lock routes (also env HASP_AUTH_TOKENS, comma-separated)")
 	f.DurationVar(&shutdownGrace, "shutdown-grace", 25*time.Second, "how long to let in-flight requests finish on SIGINT/SIGTERM")
 	f.BoolVar(&metrics, "metrics", true, "serve Prometheus metrics at /metrics (open, like /v1/health)")
@@ -146,32 +148,14 @@ func serve(ctx context.Context, log *slog.Logger, cfg serveConfig) error {
 	if cfg.metrics {
 		h = withMetrics(h, prom.Handler())
 	}
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second, // > MaxWait plus a backend timeout
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-	}
+	srv := api.NewServer(h)
 	url := "http://" + ln.Addr().String()
 	log.Info("hasp listening", "url", url, "provider", p.Name(), "store", redact(store), "auth", len(tokens) > 0,
 		"metrics", cfg.metrics, "tracing", tr != nil)
 	fmt.Fprintf(os.Stderr, "hasp: listening on %s (store %s)\n", url, redact(store))
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	return nil
+	stop := context.AfterFunc(ctx, func() { log.Info("shutting down") })
+	defer stop()
+	return api.Serve(ctx, srv, ln, grace)
 }
 
 // withMetrics serves metrics at exactly /metrics and everything else with

@@ -148,3 +148,43 @@ func TestServeSpanner(t *testing.T) {
 	s := startServe(t, env, "--store", store)
 	apitest.Run(t, apitest.Target{BaseURL: s.URL, Provider: "spanner", Contenders: 12, Rounds: 8})
 }
+
+// TestServeCosmos: hasp cosmos create-container, then hasp serve --store
+// cosmos://hasp/locks against the Cosmos DB emulator, passes the same
+// black-box check as the embedded default.
+func TestServeCosmos(t *testing.T) {
+	e := launch.Cosmos(t)
+	cmd := exec.Command(launch.HaspBinary(t), "cosmos", "create-container", "hasp", "locks")
+	cmd.Env = append(cmd.Environ(), e.Env()...)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Contains(t, string(out), "container hasp/locks is ready")
+	s := startServe(t, e.Env(), "--store", "cosmos://hasp/locks")
+	apitest.Run(t, apitest.Target{BaseURL: s.URL, Provider: "cosmos", Contenders: 12, Rounds: 8})
+}
+
+// TestCosmosCreateContainerErrors: wrong arguments are a usage error; a
+// missing endpoint says which variable to set.
+func TestCosmosCreateContainerErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		env  []string
+		code int
+		want string
+	}{
+		{[]string{"cosmos", "create-container", "hasp"}, nil, exitUsage, "accepts 2 arg(s)"},
+		{[]string{"cosmos", "create-container", "hasp", "locks", "extra"}, nil, exitUsage, "accepts 2 arg(s)"},
+		{[]string{"cosmos", "create-container", "hasp", "locks"}, []string{"COSMOS_ENDPOINT="}, exitError, "COSMOS_ENDPOINT is not set"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			cmd := exec.Command(launch.HaspBinary(t), tt.args...)
+			cmd.Env = append(cmd.Environ(), tt.env...)
+			out, err := cmd.CombinedOutput()
+			var ee *exec.ExitError
+			require.ErrorAs(t, err, &ee)
+			assert.Equal(t, tt.code, ee.ExitCode())
+			assert.Contains(t, string(out), tt.want)
+		})
+	}
+}

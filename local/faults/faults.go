@@ -1,9 +1,10 @@
 // Package faults puts a fault-injecting proxy between a lock service and
 // its backend: TCP for gRPC backends (etcd, Spanner), HTTP for the others
-// (DynamoDB, Cosmos DB). It can delay traffic, reset connections, stall
-// (black-hole for a while), and — the case lock clients get wrong — let a
-// request reach the backend and then drop its response, so the caller
-// cannot know the outcome. Faults are drawn at random with the
+// (DynamoDB), or a fault-injecting http.RoundTripper inside the client
+// where a proxy would be bypassed (Cosmos DB). It can delay traffic, reset
+// connections, stall (black-hole for a while), and — the case lock clients
+// get wrong — let a request reach the backend and then drop its response,
+// so the caller cannot know the outcome. Faults are drawn at random with the
 // probabilities of a Plan, which can be changed while traffic flows; every
 // injected fault is counted.
 package faults

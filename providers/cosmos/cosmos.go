@@ -1,0 +1,506 @@
+// Package cosmos stores hasp leases in an Azure Cosmos DB for NoSQL
+// container, one document per lock name, written only conditionally.
+//
+// # Container and documents
+//
+// The container is partitioned on /id (see CreateContainer, `hasp cosmos
+// create-container DATABASE CONTAINER`). A lock's document id is its name
+// in unpadded base64url (RFC 4648 §5): Cosmos DB ids may not contain '/',
+// '\', '?' or '#', and lock names may contain '/'; base64url uses only
+// A-Z a-z 0-9 - _, is one-to-one, and a 255-byte name becomes at most 340
+// characters (ids may have 1,023 bytes, partition key values 2,048). The
+// document:
+//
+//	id          base64url(name), also the partition key
+//	name        the lock's name, for people reading the container
+//	token       the fencing counter: the last token issued for the name
+//	lease       hex SHA-256 of the holder's lease id ("" when free): the
+//	            database never holds a usable lease id
+//	owner, metadata  the holder's, as given
+//	start_ms    when the holder's lease was granted or last renewed, Unix
+//	            milliseconds by the service's clock; it expires at
+//	            start_ms + ttl_ms
+//	ttl_ms      the granted TTL
+//	ttl         always -1: never expire, even if someone turns on a default
+//	            time-to-live on the container
+//
+// # Operations and requests
+//
+// Every write is conditional, and decided by the database's primary
+// replica, never by what a read saw:
+//
+//   - Acquire: take the document's current version (see below); if there
+//     is none, create it (a create fails with 409 if the document exists:
+//     read it and decide again); if its lease is free or expired by the
+//     service's clock, replace it with the new lease and token+1, with
+//     If-Match on that version's etag; if a live lease holds it, report it
+//     held. A 412 (another writer changed it since) reads it again and
+//     decides again, a few times, then reports it held.
+//   - Renew: one patch that sets start_ms (and ttl_ms), conditioned on
+//     "FROM c WHERE c.lease = <hash> AND c.start_ms + c.ttl_ms > <now>".
+//     Concurrent renews of a lease never conflict, and a 412 means, at the
+//     primary, that the lease no longer holds the lock: lease lost.
+//   - Release: one patch under the same condition that clears the lease
+//     and keeps the document and its token.
+//   - Status: one read.
+//
+// A read is not authoritative: Cosmos DB serves it from one replica, and
+// the SDK passes no session token, so with Session consistency (the
+// default) another instance's latest write may be missing from it for a
+// moment. Reads only ever choose which conditional write to try, and the
+// write's condition decides; what a read can get wrong is a held report
+// or a status a moment old.
+//
+// Each provider remembers, per name, the last version of the document it
+// read or wrote (etag and content; a bounded cache, see WithVersionCache),
+// and an acquire starts from it instead of reading. This is safe across
+// instances because the remembered version is only the base of an
+// If-Match write, which succeeds only if the document is still exactly
+// that version; if any other instance wrote since, the write fails with
+// 412 and the provider reads and decides again. A lock that looks held in
+// the remembered version is read again before it is reported held. So an
+// uncontended acquire+release through one instance costs two requests (a
+// replace and a patch), a renew one, a held acquire one read; an acquire
+// of a name the instance has not seen costs a read more (a new name: a
+// read and a create).
+//
+// # Fencing tokens never go back
+//
+// Within the life of a document its versions form one chain. Every
+// replace is conditioned on the etag of the version it replaces, and
+// Cosmos DB gives every write a new etag, so no write can replace a
+// version another write already replaced; creates succeed only where no
+// document exists; patches never touch the token. An acquire writes the
+// token of the version it replaces plus one; every other write keeps the
+// token. So tokens along the chain never decrease, and each acquire's
+// token is greater than every token before it. Release keeps the document,
+// and hasp never deletes one; "ttl": -1 keeps Cosmos DB's time-to-live
+// from deleting it. A new document starts its counter at its creation
+// time in Unix milliseconds ×1000 (tokens stay below 2^53 until the year
+// 2255). That start is also a second line of defence if a document is
+// deleted by hand anyway: its successor starts above every token of the
+// old one unless the old one averaged more than one acquire per
+// millisecond over its whole life; the guarantee itself rests on documents
+// not being deleted.
+//
+// Accounts with multiple write regions resolve conflicting writes after
+// the fact (last writer wins), which defeats conditional writes as a lock:
+// use an account with a single write region.
+//
+// # Time
+//
+// Expiry is judged by the clock of the service instance that writes, as
+// with the DynamoDB provider: start_ms is a time taken before the write is
+// sent, so the reported expires_at is never later than the moment another
+// instance may take the lock. Instances whose clocks differ by d can
+// shorten a lease by d from a holder's point of view; the client SDK's
+// safety margin (TTL/10, at least 250 ms) covers that. Cosmos DB's own TTL
+// is not used.
+//
+// # Errors
+//
+// 429 is lock.ErrThrottled with the service's x-ms-retry-after-ms as the
+// retry hint; 408, 5xx, timeouts and broken connections are
+// lock.ErrUnavailable (the write may have been applied); anything else
+// (authentication, a missing container, a wrong partition key) is an
+// internal error.
+//
+// # Store URL
+//
+// "cosmos://DATABASE/CONTAINER", with the account endpoint in
+// COSMOS_ENDPOINT and, for key authentication, the account key in
+// COSMOS_KEY. Without COSMOS_KEY the provider authenticates with Entra ID
+// through azidentity's DefaultAzureCredential (managed identity, workload
+// identity, environment, Azure CLI, ...); the identity needs the Cosmos DB
+// Built-in Data Contributor role on the account or the container.
+package cosmos
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/data/azcosmos"
+
+	"github.com/hasplock/hasp/lock"
+	"github.com/hasplock/hasp/providers"
+)
+
+func init() {
+	providers.Register("cosmos", Open)
+}
+
+// Open opens the provider for "cosmos://DATABASE/CONTAINER", with the
+// endpoint and credentials from the environment (see ConfigFromEnv).
+func Open(ctx context.Context, u *url.URL) (providers.Provider, error) {
+	db, container, err := parseStore(u)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := ConfigFromEnv(db, container)
+	if err != nil {
+		return nil, err
+	}
+	return New(cfg)
+}
+
+// parseStore splits "cosmos://DATABASE/CONTAINER".
+func parseStore(u *url.URL) (database, container string, err error) {
+	container = strings.TrimPrefix(u.Path, "/")
+	if u.Host == "" || container == "" || strings.Contains(container, "/") || u.RawQuery != "" || u.User != nil {
+		return "", "", fmt.Errorf("cosmos: store URL %q: want cosmos://DATABASE/CONTAINER", u.Redacted())
+	}
+	return u.Host, container, nil
+}
+
+// DefaultVersionCache is how many names' last-seen document versions a
+// provider remembers by default.
+const DefaultVersionCache = 4096
+
+// maxAttempts bounds how often an acquire reads again and decides again
+// after another writer changed the document under it (412 or 409).
+const maxAttempts = 10
+
+// Provider stores leases in one Cosmos DB container.
+type Provider struct {
+	client    *azcosmos.Client // owned: closed by Close
+	container *azcosmos.ContainerClient
+	clock     lock.Clock
+	versions  *versionCache
+	requests  *atomic.Int64 // HTTP requests, for providers.RequestCounter
+}
+
+var (
+	_ providers.Provider       = (*Provider)(nil)
+	_ providers.RequestCounter = (*Provider)(nil)
+)
+
+// Option configures a Provider.
+type Option func(*Provider)
+
+// WithClock sets the clock that judges expiry (default the system clock).
+func WithClock(c lock.Clock) Option { return func(p *Provider) { p.clock = c } }
+
+// WithVersionCache sets how many names' last-seen document versions the
+// provider remembers (default DefaultVersionCache); 0 turns the cache off,
+// so that every acquire starts with a read.
+func WithVersionCache(n int) Option { return func(p *Provider) { p.versions = newVersionCache(n) } }
+
+// New opens a provider on the container cfg names. It sends no request:
+// Ping checks the container.
+func New(cfg Config, opts ...Option) (*Provider, error) {
+	requests := new(atomic.Int64)
+	client, err := NewClient(cfg, requests)
+	if err != nil {
+		return nil, err
+	}
+	container, err := client.NewContainer(cfg.Database, cfg.Container)
+	if err != nil {
+		client.Close()
+		return nil, fmt.Errorf("cosmos: %w", err)
+	}
+	p := &Provider{client: client, container: container, clock: lock.SystemClock{}, versions: newVersionCache(DefaultVersionCache), requests: requests}
+	for _, o := range opts {
+		o(p)
+	}
+	return p, nil
+}
+
+// Name returns "cosmos".
+func (p *Provider) Name() string { return "cosmos" }
+
+// BackendRequests implements providers.RequestCounter: HTTP requests sent
+// to Cosmos DB, including the SDK's retries and its account metadata
+// reads.
+func (p *Provider) BackendRequests() int64 { return p.requests.Load() }
+
+// Close implements providers.Provider.
+func (p *Provider) Close() error {
+	p.client.Close()
+	return nil
+}
+
+// docID is the document id (and partition key) of a lock name.
+func docID(name string) string { return base64.RawURLEncoding.EncodeToString([]byte(name)) }
+
+// document is a lock's Cosmos DB document.
+type document struct {
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	Token    int64  `json:"token"`
+	Lease    string `json:"lease"`
+	Owner    string `json:"owner"`
+	Metadata string `json:"metadata"`
+	StartMs  int64  `json:"start_ms"`
+	TTLMs    int64  `json:"ttl_ms"`
+	TTL      int    `json:"ttl"`
+}
+
+// version is a document as of one etag.
+type version struct {
+	doc  document
+	etag azcore.ETag
+}
+
+// tokenBase is the counter of a new document created at now: its first
+// acquire gets tokenBase+1. See the package documentation.
+func tokenBase(now time.Time) int64 { return now.UnixMilli() * 1000 }
+
+// leaseHash is what a document stores for lease id: hex SHA-256. Lease ids
+// carry at least 128 random bits, so the hash needs no salt; being hex,
+// it is safe inside a query condition.
+func leaseHash(id string) string {
+	h := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(h[:])
+}
+
+func (d document) expiresMs() int64 { return d.StartMs + d.TTLMs }
+
+func (d document) expires() time.Time { return time.UnixMilli(d.expiresMs()).UTC() }
+
+// heldAt reports whether a lease holds the lock at now.
+func (d document) heldAt(now time.Time) bool { return d.Lease != "" && d.expiresMs() > now.UnixMilli() }
+
+// acquired is d taken by req at now, with the next token.
+func (d document) acquired(req lock.AcquireRequest, now time.Time) document {
+	d.Token++
+	d.Lease, d.Owner, d.Metadata = leaseHash(req.LeaseID), req.Owner, req.Metadata
+	d.StartMs, d.TTLMs = now.UnixMilli(), req.TTL.Milliseconds()
+	return d
+}
+
+// lease is the lease with id that holds d.
+func (d document) lease(id string) lock.Lease {
+	return lock.Lease{
+		Name: d.Name, Owner: d.Owner, LeaseID: id, FencingToken: d.Token,
+		TTL: time.Duration(d.TTLMs) * time.Millisecond, ExpiresAt: d.expires(), Metadata: d.Metadata,
+	}
+}
+
+func (d document) held(now time.Time) *lock.HeldError {
+	return &lock.HeldError{
+		Name:       d.Name,
+		Holder:     lock.Holder{Owner: d.Owner, FencingToken: d.Token, ExpiresAt: d.expires(), Metadata: d.Metadata},
+		RetryAfter: max(d.expires().Sub(now), 0),
+	}
+}
+
+// read reads name's document; found is false when it does not exist.
+func (p *Provider) read(ctx context.Context, name string) (v version, found bool, err error) {
+	id := docID(name)
+	resp, err := p.container.ReadItem(ctx, azcosmos.NewPartitionKeyString(id), id, nil)
+	if status(err) == http.StatusNotFound {
+		p.versions.drop(name)
+		return version{}, false, nil
+	}
+	if err != nil {
+		return version{}, false, mapErr(err)
+	}
+	if v, err = p.decode(name, resp); err != nil {
+		return version{}, false, err
+	}
+	p.versions.put(name, v)
+	return v, true, nil
+}
+
+// decode reads name's document from a response that carries it.
+func (p *Provider) decode(name string, resp azcosmos.ItemResponse) (version, error) {
+	var d document
+	if err := json.Unmarshal(resp.Value, &d); err != nil {
+		return version{}, fmt.Errorf("cosmos: document of %q: %w", name, err)
+	}
+	if d.ID != docID(name) || d.Name != name {
+		return version{}, fmt.Errorf("cosmos: document %q does not belong to lock %q", d.ID, name)
+	}
+	return version{doc: d, etag: resp.ETag}, nil
+}
+
+// create writes a new document; it fails with 409 if it exists.
+func (p *Provider) create(ctx context.Context, d document) (version, error) {
+	b, err := json.Marshal(d)
+	if err != nil {
+		return version{}, err
+	}
+	resp, err := p.container.CreateItem(ctx, azcosmos.NewPartitionKeyString(d.ID), b, nil)
+	if err != nil {
+		return version{}, err
+	}
+	v := version{doc: d, etag: resp.ETag}
+	p.versions.put(d.Name, v)
+	return v, nil
+}
+
+// replace writes next over the version base, if the document is still
+// that version (If-Match); it fails with 412 if it is not, 404 if it is
+// gone.
+func (p *Provider) replace(ctx context.Context, base version, next document) (version, error) {
+	b, err := json.Marshal(next)
+	if err != nil {
+		return version{}, err
+	}
+	resp, err := p.container.ReplaceItem(ctx, azcosmos.NewPartitionKeyString(next.ID), next.ID, b, &azcosmos.ItemOptions{IfMatchEtag: &base.etag})
+	if err != nil {
+		if s := status(err); s == http.StatusPreconditionFailed || s == http.StatusNotFound {
+			p.versions.drop(next.Name)
+		}
+		return version{}, err
+	}
+	v := version{doc: next, etag: resp.ETag}
+	p.versions.put(next.Name, v)
+	return v, nil
+}
+
+// current returns the version to decide on: the remembered one (fresh is
+// false) or, with reread or nothing remembered, one read now.
+func (p *Provider) current(ctx context.Context, name string, reread bool) (v version, found, fresh bool, err error) {
+	if !reread {
+		if v, ok := p.versions.get(name); ok {
+			return v, true, false, nil
+		}
+	}
+	v, found, err = p.read(ctx, name)
+	return v, found, true, err
+}
+
+// Acquire implements providers.Provider. Uncontended it costs one replace
+// (from the remembered version), or a read and a replace, or for a new
+// name a read and a create; a held lock costs one read.
+func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.Lease, error) {
+	reread := false
+	var last document
+	for range maxAttempts {
+		v, found, fresh, err := p.current(ctx, req.Name, reread)
+		if err != nil {
+			return lock.Lease{}, err
+		}
+		reread = true
+		now := p.clock.Now()
+		if !found {
+			d := document{ID: docID(req.Name), Name: req.Name, Token: tokenBase(now), TTL: -1}.acquired(req, now)
+			if _, err := p.create(ctx, d); err == nil {
+				return d.lease(req.LeaseID), nil
+			} else if status(err) != http.StatusConflict {
+				return lock.Lease{}, mapErr(err)
+			}
+			continue // created by someone else meanwhile: read it
+		}
+		last = v.doc
+		if v.doc.heldAt(now) {
+			if !fresh {
+				continue // remembered as held: it may have been released since
+			}
+			if v.doc.Lease == leaseHash(req.LeaseID) {
+				// The SDK retried a write that had been applied: ours.
+				return v.doc.lease(req.LeaseID), nil
+			}
+			return lock.Lease{}, v.doc.held(p.clock.Now())
+		}
+		next := v.doc.acquired(req, now)
+		if _, err := p.replace(ctx, v, next); err == nil {
+			return next.lease(req.LeaseID), nil
+		} else if s := status(err); s != http.StatusPreconditionFailed && s != http.StatusNotFound {
+			return lock.Lease{}, mapErr(err)
+		}
+		// Changed since that version: read it again and decide again.
+	}
+	// Taken by others between each read and write: report it held as of
+	// the last version seen, retry at once.
+	now := p.clock.Now()
+	last.Name, last.StartMs, last.TTLMs = req.Name, now.UnixMilli(), 0
+	return lock.Lease{}, last.held(now)
+}
+
+// Renew implements providers.Provider: one conditional patch.
+func (p *Provider) Renew(ctx context.Context, req lock.RenewRequest) (lock.Lease, error) {
+	now := p.clock.Now()
+	var ops azcosmos.PatchOperations
+	ops.AppendSet("/start_ms", now.UnixMilli())
+	if req.TTL != 0 {
+		ops.AppendSet("/ttl_ms", req.TTL.Milliseconds())
+	}
+	v, err := p.patchHeld(ctx, req.Name, req.LeaseID, now, ops)
+	if err != nil {
+		return lock.Lease{}, err
+	}
+	return v.doc.lease(req.LeaseID), nil
+}
+
+// Release implements providers.Provider: one conditional patch that frees
+// the lock and keeps the document, and with it the token counter.
+func (p *Provider) Release(ctx context.Context, req lock.ReleaseRequest) error {
+	var ops azcosmos.PatchOperations
+	for _, f := range []struct {
+		path string
+		val  any
+	}{{"/lease", ""}, {"/owner", ""}, {"/metadata", ""}, {"/start_ms", 0}, {"/ttl_ms", 0}} {
+		ops.AppendSet(f.path, f.val)
+	}
+	_, err := p.patchHeld(ctx, req.Name, req.LeaseID, p.clock.Now(), ops)
+	return err
+}
+
+// patchHeld applies ops to name's document if lease id holds it at now,
+// as the primary replica sees it: a 412 (or a missing document) is
+// lock.ErrLeaseLost. The condition holds only hex and integers: the SDK
+// copies it into the request unescaped.
+func (p *Provider) patchHeld(ctx context.Context, name, id string, now time.Time, ops azcosmos.PatchOperations) (version, error) {
+	ops.SetCondition(fmt.Sprintf("FROM c WHERE c.lease = '%s' AND c.start_ms + c.ttl_ms > %d", leaseHash(id), now.UnixMilli()))
+	key := docID(name)
+	resp, err := p.container.PatchItem(ctx, azcosmos.NewPartitionKeyString(key), key, ops, &azcosmos.ItemOptions{EnableContentResponseOnWrite: true})
+	if s := status(err); s == http.StatusPreconditionFailed || s == http.StatusNotFound {
+		return version{}, fmt.Errorf("cosmos: %q: %w", name, lock.ErrLeaseLost)
+	}
+	if err != nil {
+		return version{}, mapErr(err)
+	}
+	v, err := p.decode(name, resp)
+	if err != nil {
+		return version{}, err
+	}
+	p.versions.put(name, v)
+	return v, nil
+}
+
+// Status implements providers.Provider with one read.
+func (p *Provider) Status(ctx context.Context, name string) (lock.Status, error) {
+	v, found, err := p.read(ctx, name)
+	if err != nil {
+		return lock.Status{}, err
+	}
+	now := p.clock.Now()
+	if !found || !v.doc.heldAt(now) {
+		return lock.Status{Name: name}, nil
+	}
+	return lock.Status{Name: name, Held: true, Holder: v.doc.held(now).Holder}, nil
+}
+
+// Ping implements providers.Provider: it reads the container's properties
+// and checks that it is partitioned on /id.
+func (p *Provider) Ping(ctx context.Context) error {
+	resp, err := p.container.Read(ctx, nil)
+	if err != nil {
+		return mapErr(err)
+	}
+	if resp.ContainerProperties == nil {
+		return errors.New("cosmos: the container's properties are missing from its read")
+	}
+	return checkPartitionKey(p.container.ID(), resp.ContainerProperties.PartitionKeyDefinition)
+}
+
+// checkPartitionKey requires the partition key path /id.
+func checkPartitionKey(container string, pk azcosmos.PartitionKeyDefinition) error {
+	if len(pk.Paths) != 1 || pk.Paths[0] != "/id" {
+		return fmt.Errorf("cosmos: container %s is partitioned on %v; hasp needs /id (create it with `hasp cosmos create-container`)", container, pk.Paths)
+	}
+	return nil
+}
