@@ -44,7 +44,8 @@ type Service struct {
 
 // Observer is told of every acquire, renew and release the service
 // completes (requests that fail validation are not reported). Metrics
-// recorders implement it; calls must be fast and must not block.
+// recorders implement it; calls must be fast and must not block. The
+// requests carry lease ids: secrets, never to be exported or logged.
 type Observer interface {
 	// ObserveAcquire reports an acquire: its lease (when err is nil), its
 	// error, how long it took (waiting included), and whether the lock was

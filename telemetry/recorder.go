@@ -3,6 +3,7 @@ package telemetry
 import (
 	"context"
 	"errors"
+	"hash/fnv"
 	"sync"
 	"time"
 
@@ -17,10 +18,18 @@ import (
 type Recorder struct {
 	sink Sink
 
-	mu     sync.Mutex
-	active map[string]time.Time // this instance's leases (by lease id, never exported) → expiry
-	now    func() time.Time
+	mu        sync.Mutex
+	active    map[uint64]time.Time // this instance's live leases (by a hash of the id) → expiry
+	nextPrune time.Time
+	now       func() time.Time
 }
+
+// MaxHold is the longest hold time lock_hold_duration_seconds records.
+const MaxHold = 30 * 24 * time.Hour
+
+// MaxTracked bounds the leases a Recorder tracks for lock_active_count
+// (about 50 MB at the bound); beyond it new leases are not counted.
+const MaxTracked = 1 << 20
 
 // gaugeFuncer is a Sink that reads gauges when it is scraped.
 type gaugeFuncer interface {
@@ -29,7 +38,7 @@ type gaugeFuncer interface {
 
 // NewRecorder returns a Recorder writing to sink.
 func NewRecorder(sink Sink) *Recorder {
-	r := &Recorder{sink: sink, active: map[string]time.Time{}, now: time.Now}
+	r := &Recorder{sink: sink, active: map[uint64]time.Time{}, now: time.Now}
 	if g, ok := sink.(gaugeFuncer); ok {
 		g.GaugeFunc(ActiveCount, func() float64 { return float64(r.Active()) })
 	}
@@ -39,28 +48,40 @@ func NewRecorder(sink Sink) *Recorder {
 var _ service.Observer = (*Recorder)(nil)
 
 // Active returns the number of leases granted or renewed by this instance
-// that have not been released, lost or expired.
+// that have not been released, lost or expired (expiries are noticed
+// within a second).
 func (r *Recorder) Active() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	now := r.now()
-	for id, exp := range r.active {
-		if !exp.After(now) {
-			delete(r.active, id)
+	return r.activeLocked()
+}
+
+// activeLocked prunes expired leases, at most once a second, and counts.
+func (r *Recorder) activeLocked() int {
+	if now := r.now(); now.After(r.nextPrune) {
+		for id, exp := range r.active {
+			if !exp.After(now) {
+				delete(r.active, id)
+			}
 		}
+		r.nextPrune = now.Add(time.Second)
 	}
 	return len(r.active)
 }
 
 func (r *Recorder) track(id string, exp time.Time, live bool) {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(id))
+	key := h.Sum64()
 	r.mu.Lock()
-	if live {
-		r.active[id] = exp
-	} else {
-		delete(r.active, id)
+	defer r.mu.Unlock()
+	if _, known := r.active[key]; live && (known || len(r.active) < MaxTracked) {
+		r.active[key] = exp
+	} else if !live {
+		delete(r.active, key)
 	}
-	r.mu.Unlock()
-	r.sink.Set(ActiveCount, float64(r.Active()))
+	// Under the lock, so that gauges never go back to an older count.
+	r.sink.Set(ActiveCount, float64(r.activeLocked()))
 }
 
 // ObserveAcquire implements service.Observer.
@@ -90,13 +111,16 @@ func (r *Recorder) ObserveRenew(_ context.Context, req lock.RenewRequest, l lock
 
 // ObserveRelease implements service.Observer. The hold time comes from
 // the lease id (service.LeaseIssuedAt), so a release served by another
-// instance than the acquire is measured too.
+// instance than the acquire is measured too; it counts from the acquire
+// request (server-side waiting included) and takes in the clock difference
+// between the two instances. Ids that read as older than MaxHold (ids of
+// another format) are not measured.
 func (r *Recorder) ObserveRelease(_ context.Context, req lock.ReleaseRequest, err error, _ time.Duration) {
 	r.sink.Add(ReleaseTotal, 1, service.Result("release", err))
 	switch {
 	case err == nil:
 		if at, ok := service.LeaseIssuedAt(req.LeaseID); ok {
-			if held := r.now().Sub(at); held >= 0 {
+			if held := r.now().Sub(at); held >= 0 && held <= MaxHold {
 				r.sink.Observe(HoldDuration, held.Seconds())
 			}
 		}

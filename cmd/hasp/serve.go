@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -172,10 +173,12 @@ func withMetrics(api, metrics http.Handler) http.Handler {
 
 // redact hides credentials in a store URL.
 func redact(store string) string {
-	if i := strings.Index(store, "@"); i >= 0 {
-		if j := strings.Index(store, "://"); j >= 0 && j < i {
-			return store[:j+3] + "xxxxx" + store[i:]
-		}
+	if u, err := url.Parse(store); err == nil {
+		return u.Redacted()
 	}
-	return store
+	// Unparseable: keep only what precedes any credentials.
+	if i := strings.Index(store, "://"); i >= 0 {
+		return store[:i+3] + "xxxxx"
+	}
+	return "xxxxx"
 }

@@ -188,3 +188,16 @@ func TestCosmosCreateContainerErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestRedact(t *testing.T) {
+	for in, want := range map[string]string{
+		"etcd://user:p@ss@h1:2379,h2:2379?prefix=x": "etcd://user:xxxxx@h1:2379,h2:2379?prefix=x",
+		"etcd://h1:2379":        "etcd://h1:2379",
+		"embedded:./.hasp-data": "embedded:./.hasp-data",
+		"dynamodb://locks":      "dynamodb://locks",
+	} {
+		got := redact(in)
+		assert.Equal(t, want, got, in)
+		assert.NotContains(t, got, "ss@", in)
+	}
+}

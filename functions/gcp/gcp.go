@@ -43,23 +43,42 @@ func init() {
 }
 
 var fn struct {
-	mu  sync.Mutex
-	h   http.Handler
-	tel *otelsetup.Telemetry // set up once per instance
+	mu      sync.Mutex
+	h       http.Handler
+	tel     *otelsetup.Telemetry // set up once per instance
+	err     error                // the last failure to build h, until errTill
+	errTill time.Time
 }
 
+// retryInit is how long a failure to open the store is answered from
+// memory before the next request tries again.
+const retryInit = 2 * time.Second
+
 // Handle serves one request. The handler is built on the first request of
-// an instance (and again after a failure), so that a store that is not
-// reachable yet is a 503 rather than a crashed instance.
+// an instance (and again after a failure, at most every retryInit), so
+// that a store that is not reachable yet is a 503 rather than a crashed
+// instance. With telemetry on, the request's spans and metrics are
+// exported before Handle returns: Cloud Run may take the CPU away between
+// requests.
 func Handle(w http.ResponseWriter, r *http.Request) {
 	h, err := handler(r.Context())
 	if err != nil {
-		logger().Error("hasp: opening the store failed", "error", err.Error())
+		logger().Error("hasp: the function could not start", "error", err.Error())
 		w.Header().Set("Retry-After", "1")
 		api.WriteError(w, http.StatusServiceUnavailable, "unavailable", "the lock store is not available")
 		return
 	}
 	h.ServeHTTP(w, r)
+	if fn.tel.Enabled() {
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush() // the caller has its answer before the export
+		}
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 2*time.Second)
+		defer cancel()
+		if err := fn.tel.Flush(ctx); err != nil {
+			logger().Warn("hasp: exporting telemetry", "error", err.Error())
+		}
+	}
 }
 
 func handler(ctx context.Context) (http.Handler, error) {
@@ -68,25 +87,38 @@ func handler(ctx context.Context) (http.Handler, error) {
 	if fn.h != nil {
 		return fn.h, nil
 	}
+	if fn.err != nil && time.Now().Before(fn.errTill) {
+		return nil, fn.err
+	}
+	h, err := build(ctx)
+	if err != nil {
+		fn.err, fn.errTill = err, time.Now().Add(retryInit)
+		return nil, err
+	}
+	fn.h = h
+	return h, nil
+}
+
+// build opens the store and makes the handler, under fn.mu.
+func build(ctx context.Context) (http.Handler, error) {
 	store := os.Getenv("HASP_STORE")
 	if store == "" {
-		return nil, fmt.Errorf("HASP_STORE is not set (e.g. spanner://projects/P/instances/I/databases/D)")
+		return nil, fmt.Errorf("configuration: HASP_STORE is not set (e.g. spanner://projects/P/instances/I/databases/D)")
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
 	defer cancel()
 	if fn.tel == nil {
 		tel, err := otelsetup.Setup(ctx, "hasp")
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("configuration: telemetry: %w", err)
 		}
 		fn.tel = tel
 	}
 	p, err := providers.Open(ctx, store)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("opening the store: %w", err)
 	}
-	fn.h = fn.tel.Handler(p, api.WithLogger(logger()))
-	return fn.h, nil
+	return fn.tel.Handler(p, api.WithLogger(logger())), nil
 }
 
 // logger writes JSON lines that Cloud Logging reads as structured entries:

@@ -117,6 +117,7 @@ package cosmos
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -244,6 +245,11 @@ type document struct {
 	StartMs  int64  `json:"start_ms"`
 	TTLMs    int64  `json:"ttl_ms"`
 	TTL      int    `json:"ttl"`
+	// Released marks the last release call (a hash of its lease id and a
+	// nonce of the call), so that the call recognises its own write when
+	// the SDK retried it after it was applied; another release of the same
+	// lease still answers lease_lost.
+	Released string `json:"released,omitempty"`
 }
 
 // version is a document as of one etag.
@@ -274,7 +280,7 @@ func (d document) heldAt(now time.Time) bool { return d.Lease != "" && d.expires
 // acquired is d taken by req at now, with the next token.
 func (d document) acquired(req lock.AcquireRequest, now time.Time) document {
 	d.Token++
-	d.Lease, d.Owner, d.Metadata = leaseHash(req.LeaseID), req.Owner, req.Metadata
+	d.Lease, d.Owner, d.Metadata, d.Released = leaseHash(req.LeaseID), req.Owner, req.Metadata, ""
 	d.StartMs, d.TTLMs = now.UnixMilli(), req.TTL.Milliseconds()
 	return d
 }
@@ -377,7 +383,6 @@ func (p *Provider) current(ctx context.Context, name string, reread bool) (v ver
 // name a read and a create; a held lock costs one read.
 func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.Lease, error) {
 	reread := false
-	var last document
 	for range maxAttempts {
 		v, found, fresh, err := p.current(ctx, req.Name, reread)
 		if err != nil {
@@ -394,7 +399,6 @@ func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.L
 			}
 			continue // created by someone else meanwhile: read it
 		}
-		last = v.doc
 		if v.doc.heldAt(now) {
 			if !fresh {
 				continue // remembered as held: it may have been released since
@@ -406,6 +410,9 @@ func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.L
 			return lock.Lease{}, v.doc.held(p.clock.Now())
 		}
 		next := v.doc.acquired(req, now)
+		if next.Token >= lock.MaxFencingToken {
+			return lock.Lease{}, fmt.Errorf("cosmos: fencing token of %q exhausted", req.Name)
+		}
 		if _, err := p.replace(ctx, v, next); err == nil {
 			return next.lease(req.LeaseID), nil
 		} else if s := status(err); s != http.StatusPreconditionFailed && s != http.StatusNotFound {
@@ -413,11 +420,12 @@ func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.L
 		}
 		// Changed since that version: read it again and decide again.
 	}
-	// Taken by others between each read and write: report it held as of
-	// the last version seen, retry at once.
-	now := p.clock.Now()
-	last.Name, last.StartMs, last.TTLMs = req.Name, now.UnixMilli(), 0
-	return lock.Lease{}, last.held(now)
+	// Changed by others between each read and write: the outcome is not
+	// known to be held or free; the caller may retry at once.
+	return lock.Lease{}, &lock.RetryableError{
+		Err:        fmt.Errorf("%w: cosmos: %q kept changing under %d attempts", lock.ErrUnavailable, req.Name, maxAttempts),
+		RetryAfter: 10 * time.Millisecond,
+	}
 }
 
 // Renew implements providers.Provider: one conditional patch.
@@ -438,14 +446,30 @@ func (p *Provider) Renew(ctx context.Context, req lock.RenewRequest) (lock.Lease
 // Release implements providers.Provider: one conditional patch that frees
 // the lock and keeps the document, and with it the token counter.
 func (p *Provider) Release(ctx context.Context, req lock.ReleaseRequest) error {
+	var nonce [12]byte
+	_, _ = rand.Read(nonce[:])
+	mark := leaseHash(req.LeaseID + "\x00" + hex.EncodeToString(nonce[:]))
 	var ops azcosmos.PatchOperations
 	for _, f := range []struct {
 		path string
 		val  any
-	}{{"/lease", ""}, {"/owner", ""}, {"/metadata", ""}, {"/start_ms", 0}, {"/ttl_ms", 0}} {
+	}{{"/lease", ""}, {"/owner", ""}, {"/metadata", ""}, {"/start_ms", 0}, {"/ttl_ms", 0}, {"/released", mark}} {
 		ops.AppendSet(f.path, f.val)
 	}
 	_, err := p.patchHeld(ctx, req.Name, req.LeaseID, p.clock.Now(), ops)
+	if !errors.Is(err, lock.ErrLeaseLost) {
+		return err
+	}
+	// The SDK retries a write whose answer was lost; if that write was
+	// this call's, the retry's condition fails although the release went
+	// through. The document says so.
+	v, found, rerr := p.read(ctx, req.Name)
+	if rerr != nil {
+		return rerr // unknown: unavailable
+	}
+	if found && v.doc.Lease == "" && v.doc.Released == mark {
+		return nil
+	}
 	return err
 }
 

@@ -48,7 +48,7 @@ func retryAfter(resp *http.Response, def time.Duration) time.Duration {
 // the lock package's sentinels:
 //
 //   - 429: lock.ErrThrottled, hinting x-ms-retry-after-ms;
-//   - 408, 5xx, timeouts, cancellations and network errors:
+//   - 408, 449 (retry with), 5xx, timeouts, cancellations and network errors:
 //     lock.ErrUnavailable (a write may have been applied);
 //   - 412 (a write's condition failed and nothing handled it):
 //     lock.ErrLeaseLost;
@@ -63,7 +63,8 @@ func mapErr(err error) error {
 		switch s := re.StatusCode; {
 		case s == http.StatusTooManyRequests:
 			return &lock.RetryableError{Err: fmt.Errorf("%w: cosmos: %w", lock.ErrThrottled, err), RetryAfter: retryAfter(re.RawResponse, defaultRetryAfter)}
-		case s == http.StatusRequestTimeout || s >= 500:
+		case s == http.StatusRequestTimeout || s == 449 || s >= 500:
+			// 449 is Cosmos DB's "retry with": a transient write conflict.
 			return &lock.RetryableError{Err: fmt.Errorf("%w: cosmos: %w", lock.ErrUnavailable, err), RetryAfter: retryAfter(re.RawResponse, defaultRetryAfter)}
 		case s == http.StatusPreconditionFailed:
 			return fmt.Errorf("%w: cosmos: %w", lock.ErrLeaseLost, err)

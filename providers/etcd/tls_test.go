@@ -106,8 +106,26 @@ func TestOpenTLS(t *testing.T) {
 			assert.Error(t, p.Ping(pctx))
 		})
 	}
-	_, err = providers.Open(ctx, "etcd://"+host+"?cert="+url.QueryEscape(certs.clientCert))
-	assert.ErrorContains(t, err, "cert and key go together")
+	for bad, msg := range map[string]string{
+		"?cert=" + url.QueryEscape(certs.clientCert): "cert and key go together",
+		"?cacert=" + url.QueryEscape(certs.ca):       "unknown parameter",
+		"?tls=yes":                                   "not a boolean",
+		"?tls=false&ca=" + url.QueryEscape(certs.ca): "contradicts",
+	} {
+		_, err = providers.Open(ctx, "etcd://"+host+bad)
+		assert.ErrorContains(t, err, msg, bad)
+	}
+	_, err = providers.Open(ctx, "etcd://user:secret@"+host)
+	assert.ErrorContains(t, err, "need TLS")
+	assert.NotContains(t, err.Error(), "secret", "the password is redacted")
+	// With insecure=true the URL is accepted; this server speaks only TLS,
+	// so the (eager) authentication then fails to connect.
+	p2, err := providers.Open(ctx, "etcd://user:secret@"+host+"?insecure=true")
+	if err == nil {
+		_ = p2.Close()
+	} else {
+		assert.NotContains(t, err.Error(), "need TLS", "clear-text credentials when asked for")
+	}
 	_, err = providers.Open(ctx, "etcd://"+host+"?ca=/nonexistent/ca.crt")
 	assert.Error(t, err)
 }

@@ -22,6 +22,7 @@ func DDL(table string) []string {
   metadata STRING(MAX),
   ttl_ms INT64,
   expires_at TIMESTAMP,
+  shown_expires_at TIMESTAMP,
   updated_at TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
 ) PRIMARY KEY (name)`}
 }

@@ -8,7 +8,9 @@
 //
 //	name        the lock's name (primary key)
 //	token       the fencing counter: the last token issued for the name
-//	lease_id    the holder's lease id (NULL when free)
+//	lease_id    SHA-256 of the holder's lease id, hex (NULL when free): the
+//	            id itself, a secret, is never stored
+//	shown_expires_at  the expiry the holder was told (see Expiry)
 //	owner, metadata  as given (NULL when empty)
 //	ttl_ms      the granted TTL, for renewals that keep it
 //	expires_at  the holder's expiry, by Spanner's clock
@@ -20,11 +22,14 @@
 // Spanner's transactions are serializable and lock what they read (the
 // row, or its absence), so two acquires of one name cannot both see it
 // free: one of them aborts, and the client library runs it again. A held
-// lock or a lost lease commits nothing.
+// lock or a lost lease writes nothing (its transaction commits empty,
+// which releases its read lock).
 //
 //   - Acquire: the lock is free when the row is missing, has no lease, or
-//     its expires_at <= CURRENT_TIMESTAMP(); then token+1 (1 for a new row)
-//     and expires_at = CURRENT_TIMESTAMP() + TTL are written.
+//     its expires_at <= CURRENT_TIMESTAMP(); then token+1 and expires_at =
+//     CURRENT_TIMESTAMP() + TTL are written. A new row's token starts at
+//     CURRENT_TIMESTAMP() in milliseconds × 1000, so that even a row
+//     deleted by hand and created again cannot issue a smaller token.
 //   - Renew: the row must carry the lease id with expires_at still ahead;
 //     expires_at becomes CURRENT_TIMESTAMP() + TTL.
 //   - Release: the same check, then the lease columns are cleared; the row
@@ -33,15 +38,20 @@
 // Fencing tokens strictly increase because the token only grows by one in
 // a serializable transaction and rows are never deleted by hasp (a row is
 // a few dozen bytes per name ever locked). Do not add a TTL row-deletion
-// policy to the table.
+// policy to the table; a row deleted by hand restarts above the time of
+// its re-creation in milliseconds × 1000, beyond any token a row could
+// have reached (a row takes far fewer than 1,000 commits a millisecond).
 //
-// Expiry: a lease's ExpiresAt is CURRENT_TIMESTAMP() read inside the
-// transaction that wrote it, plus TTL (truncated to the millisecond), and
-// the lease holds until Spanner's clock passes it. That read happens after
-// the request left the caller and before the commit, so a caller that
-// counts the TTL from the moment it sent its request never believes it
-// holds a lease that Spanner has let go; TrueTime keeps CURRENT_TIMESTAMP()
-// honest. The service's own clock plays no part.
+// Expiry is judged by Spanner's clock: a lease holds until
+// CURRENT_TIMESTAMP() passes expires_at, which is CURRENT_TIMESTAMP() read
+// inside the transaction that wrote it, plus TTL. The ExpiresAt reported
+// to the holder (and stored as shown_expires_at, for Status) is the
+// earlier of that and the service's clock before the transaction began,
+// plus TTL. It is therefore never later than Spanner's expiry, whichever
+// clock it is read by: if the service's clock runs behind Spanner's by d,
+// its own reading is d earlier; if ahead, Spanner's is earlier. Skewed
+// function clocks shorten leases as the holder sees them, never lengthen
+// them.
 //
 // Store URL: "spanner://projects/P/instances/I/databases/D[?table=T]", with
 // credentials from Application Default Credentials, or the emulator named
@@ -50,6 +60,8 @@ package spanner
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -65,6 +77,7 @@ import (
 	"google.golang.org/api/option"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/hasplock/hasp/lock"
 	"github.com/hasplock/hasp/providers"
@@ -118,6 +131,7 @@ type Provider struct {
 	client   *spanner.Client
 	table    string
 	clientOp []option.ClientOption
+	clock    lock.Clock
 	calls    atomic.Int64 // gRPC calls to Spanner, for providers.RequestCounter
 
 	qRow string // reads a row with Spanner's clock
@@ -140,9 +154,13 @@ func WithClientOptions(opts ...option.ClientOption) Option {
 	return func(p *Provider) { p.clientOp = append(p.clientOp, opts...) }
 }
 
+// WithClock sets the service's clock, used only to bound the reported
+// ExpiresAt (default the system clock); Spanner's clock judges expiry.
+func WithClock(c lock.Clock) Option { return func(p *Provider) { p.clock = c } }
+
 // New connects to database ("projects/P/instances/I/databases/D").
 func New(ctx context.Context, database string, opts ...Option) (*Provider, error) {
-	p := &Provider{table: DefaultTable}
+	p := &Provider{table: DefaultTable, clock: lock.SystemClock{}}
 	for _, o := range opts {
 		o(p)
 	}
@@ -173,7 +191,7 @@ func New(ctx context.Context, database string, opts ...Option) (*Provider, error
 		return nil, fmt.Errorf("spanner: connect %s: %w", database, err)
 	}
 	p.client = c
-	p.qRow = `SELECT CURRENT_TIMESTAMP(), l.token, l.lease_id, l.owner, l.metadata, l.ttl_ms, l.expires_at
+	p.qRow = `SELECT CURRENT_TIMESTAMP(), l.token, l.lease_id, l.owner, l.metadata, l.ttl_ms, l.expires_at, l.shown_expires_at
 FROM (SELECT 1) AS one LEFT JOIN ` + p.table + ` AS l ON l.name = @name`
 	return p, nil
 }
@@ -194,7 +212,8 @@ type row struct {
 	owner     string
 	metadata  string
 	ttl       time.Duration
-	expiresAt time.Time
+	expiresAt time.Time // Spanner's expiry
+	shown     time.Time // the expiry the holder was told
 }
 
 func (r row) heldAt() bool { return r.leaseID != "" && r.expiresAt.After(r.now) }
@@ -202,13 +221,42 @@ func (r row) heldAt() bool { return r.leaseID != "" && r.expiresAt.After(r.now) 
 func (r row) held(name string) *lock.HeldError {
 	return &lock.HeldError{
 		Name:       name,
-		Holder:     lock.Holder{Owner: r.owner, FencingToken: r.token, ExpiresAt: r.expiresAt.UTC().Truncate(time.Millisecond), Metadata: r.metadata},
+		Holder:     lock.Holder{Owner: r.owner, FencingToken: r.token, ExpiresAt: r.shownExpiry(), Metadata: r.metadata},
 		RetryAfter: max(r.expiresAt.Sub(r.now), 0),
 	}
 }
 
+// shownExpiry is the expiry the holder was told.
+func (r row) shownExpiry() time.Time {
+	if r.shown.IsZero() {
+		return r.expiresAt.UTC().Truncate(time.Millisecond)
+	}
+	return r.shown.UTC()
+}
+
 // ownedBy reports whether lease id holds the row now.
-func (r row) ownedBy(id string) bool { return r.leaseID == id && r.heldAt() }
+func (r row) ownedBy(id string) bool { return r.leaseID == hashID(id) && r.heldAt() }
+
+// hashID is what the table keeps of a lease id: its SHA-256, in hex.
+func hashID(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(sum[:])
+}
+
+// tokenBase is the token before the first of a new row: Spanner's time in
+// milliseconds × 1000 (below 2^53 until the year 2255).
+func tokenBase(now time.Time) int64 { return now.UnixMilli() * 1000 }
+
+// expiry is the ExpiresAt reported for a lease of ttl written in a
+// transaction that read Spanner's time now and began after start by the
+// service's clock: the earlier of the two readings, plus ttl.
+func expiry(start, now time.Time, ttl time.Duration) time.Time {
+	a, b := lock.ExpiresAt(start, ttl), lock.ExpiresAt(now, ttl)
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
 
 type querier interface {
 	Query(ctx context.Context, stmt spanner.Statement) *spanner.RowIterator
@@ -225,34 +273,39 @@ func (p *Provider) read(ctx context.Context, q querier, name string) (row, error
 		r                        row
 		token, ttl               spanner.NullInt64
 		leaseID, owner, metadata spanner.NullString
-		exp                      spanner.NullTime
+		exp, shown               spanner.NullTime
 	)
-	if err := sr.Columns(&r.now, &token, &leaseID, &owner, &metadata, &ttl, &exp); err != nil {
+	if err := sr.Columns(&r.now, &token, &leaseID, &owner, &metadata, &ttl, &exp, &shown); err != nil {
 		return row{}, err
 	}
 	r.exists = token.Valid
 	r.token, r.leaseID, r.owner, r.metadata = token.Int64, leaseID.StringVal, owner.StringVal, metadata.StringVal
-	r.ttl, r.expiresAt = time.Duration(ttl.Int64)*time.Millisecond, exp.Time
+	r.ttl, r.expiresAt, r.shown = time.Duration(ttl.Int64)*time.Millisecond, exp.Time, shown.Time
 	return r, nil
 }
 
 func nullable(s string) spanner.NullString { return spanner.NullString{StringVal: s, Valid: s != ""} }
 
-var leaseColumns = []string{"name", "token", "lease_id", "owner", "metadata", "ttl_ms", "expires_at", "updated_at"}
+var leaseColumns = []string{"name", "token", "lease_id", "owner", "metadata", "ttl_ms", "expires_at", "shown_expires_at", "updated_at"}
 
-// write buffers l as its name's row; a lease without id frees the lock and
-// keeps the token.
-func (p *Provider) write(tx *spanner.ReadWriteTransaction, l lock.Lease) error {
+// write buffers l as its name's row, with Spanner's expiry now + l.TTL; a
+// lease without id frees the lock and keeps the token.
+func (p *Provider) write(tx *spanner.ReadWriteTransaction, l lock.Lease, now time.Time) error {
 	held := l.LeaseID != ""
-	vals := []any{l.Name, l.FencingToken, nullable(l.LeaseID), nullable(l.Owner), nullable(l.Metadata),
+	id := ""
+	if held {
+		id = hashID(l.LeaseID)
+	}
+	vals := []any{l.Name, l.FencingToken, nullable(id), nullable(l.Owner), nullable(l.Metadata),
 		spanner.NullInt64{Int64: l.TTL.Milliseconds(), Valid: held},
+		spanner.NullTime{Time: lock.ExpiresAt(now, l.TTL), Valid: held},
 		spanner.NullTime{Time: l.ExpiresAt, Valid: held}, spanner.CommitTimestamp}
 	return tx.BufferWrite([]*spanner.Mutation{spanner.InsertOrUpdate(p.table, leaseColumns, vals)})
 }
 
 // transact runs f in a read-write transaction over name's row. f sees the
-// row read with Spanner's clock and returns its outcome; a nil error from
-// f with no write commits nothing.
+// row read with Spanner's clock and returns its outcome; held and lost
+// outcomes commit the transaction with no write.
 func (p *Provider) transact(ctx context.Context, name string, f func(tx *spanner.ReadWriteTransaction, r row) error) error {
 	var outcome error
 	_, err := p.client.ReadWriteTransaction(ctx, func(ctx context.Context, tx *spanner.ReadWriteTransaction) error {
@@ -277,27 +330,32 @@ func (p *Provider) transact(ctx context.Context, name string, f func(tx *spanner
 
 // Acquire implements providers.Provider: one read-write transaction.
 func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.Lease, error) {
+	start := p.clock.Now()
 	var l lock.Lease
 	err := p.transact(ctx, req.Name, func(tx *spanner.ReadWriteTransaction, r row) error {
-		if r.leaseID == req.LeaseID && r.heldAt() {
+		if r.ownedBy(req.LeaseID) {
 			// A retried commit that had succeeded: the lock is ours.
 			l = lock.Lease{
 				Name: req.Name, Owner: r.owner, LeaseID: req.LeaseID, FencingToken: r.token,
-				TTL: r.ttl, ExpiresAt: r.expiresAt.UTC(), Metadata: r.metadata,
+				TTL: r.ttl, ExpiresAt: r.shownExpiry(), Metadata: r.metadata,
 			}
 			return nil
 		}
 		if r.heldAt() {
 			return r.held(req.Name)
 		}
-		if r.token+1 >= lock.MaxFencingToken {
+		token := r.token + 1
+		if !r.exists {
+			token = tokenBase(r.now) + 1
+		}
+		if token >= lock.MaxFencingToken {
 			return fmt.Errorf("spanner: fencing token of %q exhausted", req.Name)
 		}
 		l = lock.Lease{
-			Name: req.Name, Owner: req.Owner, LeaseID: req.LeaseID, FencingToken: r.token + 1,
-			TTL: req.TTL, ExpiresAt: lock.ExpiresAt(r.now, req.TTL), Metadata: req.Metadata,
+			Name: req.Name, Owner: req.Owner, LeaseID: req.LeaseID, FencingToken: token,
+			TTL: req.TTL, ExpiresAt: expiry(start, r.now, req.TTL), Metadata: req.Metadata,
 		}
-		return p.write(tx, l)
+		return p.write(tx, l, r.now)
 	})
 	if err != nil {
 		return lock.Lease{}, err
@@ -307,6 +365,7 @@ func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.L
 
 // Renew implements providers.Provider: one read-write transaction.
 func (p *Provider) Renew(ctx context.Context, req lock.RenewRequest) (lock.Lease, error) {
+	start := p.clock.Now()
 	var l lock.Lease
 	err := p.transact(ctx, req.Name, func(tx *spanner.ReadWriteTransaction, r row) error {
 		if !r.ownedBy(req.LeaseID) {
@@ -318,9 +377,9 @@ func (p *Provider) Renew(ctx context.Context, req lock.RenewRequest) (lock.Lease
 		}
 		l = lock.Lease{
 			Name: req.Name, Owner: r.owner, LeaseID: req.LeaseID, FencingToken: r.token,
-			TTL: ttl, ExpiresAt: lock.ExpiresAt(r.now, ttl), Metadata: r.metadata,
+			TTL: ttl, ExpiresAt: expiry(start, r.now, ttl), Metadata: r.metadata,
 		}
-		return p.write(tx, l)
+		return p.write(tx, l, r.now)
 	})
 	if err != nil {
 		return lock.Lease{}, err
@@ -330,12 +389,22 @@ func (p *Provider) Renew(ctx context.Context, req lock.RenewRequest) (lock.Lease
 
 // Release implements providers.Provider: one read-write transaction that
 // keeps the row (and its token).
+//
+// The client library runs the transaction again after some errors even
+// when the commit was applied; a run that finds the row freed at the very
+// token an earlier run released (only a release frees a row, and only an
+// acquire changes its token) knows the release went through.
 func (p *Provider) Release(ctx context.Context, req lock.ReleaseRequest) error {
+	releasing := int64(0) // the token an earlier run released, if any
 	return p.transact(ctx, req.Name, func(tx *spanner.ReadWriteTransaction, r row) error {
+		if releasing != 0 && r.exists && r.token == releasing && r.leaseID == "" {
+			return nil
+		}
 		if !r.ownedBy(req.LeaseID) {
 			return lock.ErrLeaseLost
 		}
-		return p.write(tx, lock.Lease{Name: req.Name, FencingToken: r.token})
+		releasing = r.token
+		return p.write(tx, lock.Lease{Name: req.Name, FencingToken: r.token}, r.now)
 	})
 }
 
@@ -378,6 +447,10 @@ func mapErr(err error) error {
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		// A commit may have been applied: the outcome is unknown.
 		return &lock.RetryableError{Err: fmt.Errorf("%w: spanner: %w", lock.ErrUnavailable, err), RetryAfter: time.Second}
+	}
+	if _, ok := status.FromError(err); !ok {
+		// Not an RPC error: a bug or a bad row, not something to retry.
+		return fmt.Errorf("spanner: %w", err)
 	}
 	switch spanner.ErrCode(err) {
 	case codes.Unavailable, codes.DeadlineExceeded, codes.Aborted, codes.Canceled, codes.Internal, codes.Unknown:

@@ -2,6 +2,7 @@ package spanner_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -141,6 +142,54 @@ func TestExpiryIsSpanners(t *testing.T) {
 	assert.InDelta(t, 5*time.Second, held.RetryAfter, float64(time.Second), "retry after the rest of the TTL")
 }
 
+// TestSkewedServiceClock: Spanner judges expiry, and the expiry a holder
+// is told is the earlier of Spanner's and the service's readings: a
+// service clock an hour behind reports an expiry an hour earlier (by its
+// own clock, still the truth); one an hour ahead changes nothing. Neither
+// can take over a live lease.
+func TestSkewedServiceClock(t *testing.T) {
+	e := launch.Spanner(t)
+	db := database(t, e)
+	ctx := context.Background()
+	for _, skew := range []time.Duration{-time.Hour, time.Hour} {
+		c := &providertest.OffsetClock{}
+		c.Set(skew)
+		p := open(t, e, db, spanner.WithClock(c))
+		s := service.New(p)
+		name := fmt.Sprintf("skew%d", skew/time.Hour)
+		before := time.Now()
+		l, err := s.Acquire(ctx, lock.AcquireRequest{Name: name, TTL: 5 * time.Second})
+		require.NoError(t, err)
+		want := before.Add(5 * time.Second)
+		if skew < 0 {
+			want = want.Add(skew)
+		}
+		assert.WithinDuration(t, want, l.ExpiresAt, time.Second, "skew %s", skew)
+		st, err := s.Status(ctx, name)
+		require.NoError(t, err)
+		assert.Equal(t, l.ExpiresAt, st.Holder.ExpiresAt, "status shows what the holder was told")
+		_, err = service.New(open(t, e, db)).TryAcquire(ctx, lock.AcquireRequest{Name: name})
+		require.ErrorIs(t, err, lock.ErrHeld, "Spanner's clock says the lease is live")
+		r, err := s.Renew(ctx, lock.RenewRequest{Name: name, LeaseID: l.LeaseID})
+		require.NoError(t, err)
+		assert.False(t, r.ExpiresAt.Before(l.ExpiresAt))
+		require.NoError(t, p.Close())
+	}
+}
+
+// TestNewRowTokens: a new row's first token is above Spanner's time in
+// milliseconds × 1000, so tokens cannot go back even if a row is deleted
+// by hand.
+func TestNewRowTokens(t *testing.T) {
+	e := launch.Spanner(t)
+	s := service.New(open(t, e, database(t, e)))
+	before := time.Now()
+	l, err := s.Acquire(context.Background(), lock.AcquireRequest{Name: "fresh"})
+	require.NoError(t, err)
+	assert.Greater(t, l.FencingToken, (before.UnixMilli()-1000)*1000)
+	assert.Less(t, l.FencingToken, lock.MaxFencingToken)
+}
+
 func TestOpenURL(t *testing.T) {
 	for _, bad := range []string{"spanner://", "spanner://projects/p", "spanner://projects/p/instances/i/databases/", "spanner://projects/p/instances/i/databases/d?table=no-dash"} {
 		_, err := providers.Open(context.Background(), bad)
@@ -178,4 +227,6 @@ func TestMapErr(t *testing.T) {
 		assert.Positive(t, lock.RetryAfter(err), tt.code)
 	}
 	assert.ErrorIs(t, spanner.MapErr(context.DeadlineExceeded), lock.ErrUnavailable)
+	plain := spanner.MapErr(errors.New("a bug"))
+	assert.NotErrorIs(t, plain, lock.ErrUnavailable, "errors that are not RPC errors are internal")
 }

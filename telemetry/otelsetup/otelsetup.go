@@ -57,6 +57,9 @@ func (t *Telemetry) Handler(p providers.Provider, opts ...api.Option) http.Handl
 	return h
 }
 
+// Enabled reports whether traces or metrics are exported (false for nil).
+func (t *Telemetry) Enabled() bool { return t != nil && (t.tracing != nil || t.metrics != nil) }
+
 // Flush exports the spans and metrics recorded so far.
 func (t *Telemetry) Flush(ctx context.Context) error {
 	return errors.Join(t.tracing.Flush(ctx), t.metrics.Flush(ctx))

@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -51,19 +52,39 @@ type Sink struct {
 	gauges map[string]float64
 }
 
-// Setup returns a Sink exporting over OTLP/HTTP (its endpoint, headers and
-// interval from the standard variables: OTEL_EXPORTER_OTLP_*,
-// OTEL_METRIC_EXPORT_INTERVAL), or nil when Enabled says no.
+// Setup returns a Sink exporting over OTLP (http/protobuf by default, or
+// grpc by OTEL_EXPORTER_OTLP_PROTOCOL; endpoint, headers and interval from
+// the standard variables: OTEL_EXPORTER_OTLP_*, OTEL_METRIC_EXPORT_INTERVAL),
+// or nil when Enabled says no.
 func Setup(ctx context.Context, service string) (*Sink, error) {
 	on, err := Enabled()
 	if err != nil || !on {
 		return nil, err
 	}
-	exp, err := otlpmetrichttp.New(ctx)
+	var exp sdkmetric.Exporter
+	switch proto := protocol(); proto {
+	case "http/protobuf":
+		exp, err = otlpmetrichttp.New(ctx)
+	case "grpc":
+		exp, err = otlpmetricgrpc.New(ctx)
+	default:
+		err = fmt.Errorf("OTLP protocol %q is not supported (http/protobuf or grpc)", proto)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("otlpmetrics: exporter: %w", err)
 	}
 	return New(ctx, sdkmetric.NewPeriodicReader(exp), service)
+}
+
+// protocol is the OTLP protocol the variables ask for (default
+// http/protobuf).
+func protocol() string {
+	for _, k := range []string{"OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"} {
+		if p := os.Getenv(k); p != "" {
+			return p
+		}
+	}
+	return "http/protobuf"
 }
 
 // New returns a Sink whose metrics reader is r (a periodic OTLP reader, or

@@ -91,3 +91,21 @@ func TestEnabled(t *testing.T) {
 		assert.Equal(t, tt.want, got, "%v", tt.env)
 	}
 }
+
+func TestSetupProtocols(t *testing.T) {
+	t.Setenv("OTEL_METRICS_EXPORTER", "otlp")
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1")
+	for proto, ok := range map[string]bool{"": true, "http/protobuf": true, "grpc": true, "http/json": false} {
+		t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", proto)
+		s, err := otlpmetrics.Setup(context.Background(), "hasp")
+		if !ok {
+			assert.Error(t, err, proto)
+			continue
+		}
+		require.NoError(t, err, proto)
+		require.NotNil(t, s)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_ = s.Shutdown(ctx)
+	}
+}
