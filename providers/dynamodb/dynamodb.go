@@ -11,6 +11,7 @@
 //		ttl_ms    the granted TTL, for renewals that keep it
 //		owner, metadata  as given (absent when empty)
 //		gc        optional clean-up time for DynamoDB TTL, Unix seconds
+//		released  a random mark of the last release call (see Release)
 //
 //	  - Acquire: one UpdateItem, conditioned on "no lease_id, or expires_ms <=
 //	    now", that writes the lease and increments token (ReturnValues
@@ -39,6 +40,8 @@ package dynamodb
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -149,7 +152,7 @@ func tokenBase(now time.Time) int64 { return now.UnixMilli() * 1000 }
 
 var names = map[string]string{
 	"#lid": "lease_id", "#own": "owner", "#tok": "token", "#exp": "expires_ms",
-	"#ttl": "ttl_ms", "#md": "metadata", "#gc": "gc",
+	"#ttl": "ttl_ms", "#md": "metadata", "#gc": "gc", "#rel": "released",
 }
 
 // exprNames returns the attribute names an expression uses.
@@ -357,10 +360,39 @@ func (p *Provider) Renew(ctx context.Context, req lock.RenewRequest) (lock.Lease
 
 // Release implements providers.Provider: one conditional UpdateItem that
 // keeps the item (and its token counter).
+//
+// The update also writes a mark of this call ("released", random), so
+// that when the SDK retries a release whose answer was lost after it was
+// applied, the retry's failed condition, which returns the item, shows the
+// release went through. Another release of the same lease still answers
+// lease_lost.
 func (p *Provider) Release(ctx context.Context, req lock.ReleaseRequest) error {
 	now := p.clock.Now()
-	vals := map[string]types.AttributeValue{":lid": str(req.LeaseID), ":now": num(now.UnixMilli())}
-	_, err := p.conditionalUpdate(ctx, req.Name, now, nil, []string{"#lid", "#own", "#md", "#exp", "#ttl"}, heldCondition, vals, types.ReturnValueNone, "")
+	var nonce [16]byte
+	_, _ = rand.Read(nonce[:])
+	mark := base64.RawURLEncoding.EncodeToString(nonce[:])
+	vals := map[string]types.AttributeValue{":lid": str(req.LeaseID), ":now": num(now.UnixMilli()), ":rel": str(mark)}
+	_, err := p.conditionalUpdate(ctx, req.Name, now, []string{"#rel = :rel"}, []string{"#lid", "#own", "#md", "#exp", "#ttl"}, heldCondition, vals,
+		types.ReturnValueNone, types.ReturnValuesOnConditionCheckFailureAllOld)
+	var ccf *types.ConditionalCheckFailedException
+	if !errors.As(err, &ccf) {
+		return mapErr(err)
+	}
+	av := ccf.Item
+	if len(av) == 0 {
+		// This server does not return the old item: read it.
+		p.calls.Add(1)
+		got, gerr := p.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &p.table, Key: p.key(req.Name), ConsistentRead: aws.Bool(true)})
+		if gerr != nil {
+			return mapErr(gerr)
+		}
+		av = got.Item
+	}
+	if rel, ok := av["released"].(*types.AttributeValueMemberS); ok && rel.Value == mark {
+		if _, held := av["lease_id"]; !held {
+			return nil
+		}
+	}
 	return mapErr(err)
 }
 

@@ -1,10 +1,14 @@
 package dynamodb_test
 
 import (
+	"bytes"
 	"context"
+	"io"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -151,4 +155,51 @@ func TestCleanupOption(t *testing.T) {
 	require.NoError(t, err)
 	assert.Greater(t, l.FencingToken, time.Now().Add(-time.Minute).UnixMilli()*1000, "a new item's tokens start at its creation time ×1000")
 	assert.Less(t, l.FencingToken, lock.MaxFencingToken)
+}
+
+// dropFirstRelease applies the first release it sends, then loses its
+// answer (a reset connection), so that the SDK retries it.
+type dropFirstRelease struct{ dropped atomic.Bool }
+
+func (d *dropFirstRelease) RoundTrip(r *http.Request) (*http.Response, error) {
+	var body []byte
+	if r.Body != nil {
+		body, _ = io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err != nil || !bytes.Contains(body, []byte(":rel")) || d.dropped.Swap(true) {
+		return resp, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return nil, &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
+}
+
+// TestReleaseRetriedAfterApplied: the SDK retries a release whose answer
+// was lost after it was applied; the retry's failed condition returns the
+// item, whose mark shows that this very call released the lease.
+func TestReleaseRetriedAfterApplied(t *testing.T) {
+	for name, url := range map[string]func(t *testing.T) string{
+		"moto":     func(t *testing.T) string { return launch.Moto(t) },
+		"dynalite": func(t *testing.T) string { u, _ := launch.Dynalite(t, ""); return u },
+	} {
+		t.Run(name, func(t *testing.T) {
+			u := url(t)
+			require.NoError(t, dynamodb.CreateTable(context.Background(), client(u, nil), "retried", false))
+			drop := &dropFirstRelease{}
+			p, err := dynamodb.New(client(u, &http.Client{Transport: drop}), "retried")
+			require.NoError(t, err)
+			s := service.New(p)
+			ctx := context.Background()
+			l, err := s.Acquire(ctx, lock.AcquireRequest{Name: "n"})
+			require.NoError(t, err)
+			require.NoError(t, s.Release(ctx, lock.ReleaseRequest{Name: "n", LeaseID: l.LeaseID}), "the release went through")
+			require.True(t, drop.dropped.Load(), "the first answer was lost")
+			require.ErrorIs(t, s.Release(ctx, lock.ReleaseRequest{Name: "n", LeaseID: l.LeaseID}), lock.ErrLeaseLost, "a second release is lost")
+			l2, err := s.Acquire(ctx, lock.AcquireRequest{Name: "n"})
+			require.NoError(t, err)
+			assert.Greater(t, l2.FencingToken, l.FencingToken)
+		})
+	}
 }
