@@ -39,7 +39,10 @@ type Service struct {
 	// local hands a lock released through this service to the longest
 	// waiting local acquire at once, for providers that cannot watch.
 	local waitQueue
-	obs   Observer
+	// line lets one local waiter per name at a time wait on the backend;
+	// the others queue behind it (see acquire).
+	line turnstile
+	obs  Observer
 }
 
 // Observer is told of every acquire, renew and release the service
@@ -203,10 +206,22 @@ func (s *Service) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.Le
 
 // acquire is Acquire's loop; contended reports whether the first attempt
 // found the lock held.
+//
+// Waiters of one name on this instance take turns: the first one waits on
+// the backend (a watch, or polling), the others queue behind it in
+// arrival order and try again only when it leaves (with the lock, or at
+// its deadline). A release then sets off one attempt per instance rather
+// than one per waiter; the backend still decides who gets the lock.
 func (s *Service) acquire(ctx context.Context, req lock.AcquireRequest, start time.Time) (_ lock.Lease, contended bool, _ error) {
 	deadline := start.Add(req.Wait)
 	watcher, _ := s.p.(providers.Watcher)
 	var poll *backoff.ExponentialBackOff
+	var leave func()
+	defer func() {
+		if leave != nil {
+			leave()
+		}
+	}()
 	for {
 		lease, err := s.call(ctx, func(ctx context.Context) (lock.Lease, error) { return s.p.Acquire(ctx, req) })
 		var held *lock.HeldError
@@ -222,9 +237,21 @@ func (s *Service) acquire(ctx context.Context, req lock.AcquireRequest, start ti
 			return lock.Lease{}, true, held
 		}
 		wctx, cancel := context.WithTimeout(ctx, remaining)
-		if watcher != nil {
-			err = watcher.WaitChange(wctx, held)
-		} else {
+		var (
+			queued bool
+			werr   error
+		)
+		if leave == nil {
+			// Take a place in this instance's line for the name. A waiter
+			// that had to queue tries again at once when its turn comes:
+			// the lock may have changed meanwhile.
+			leave, queued, werr = s.line.enter(wctx, req.Name)
+		}
+		switch {
+		case werr != nil || queued:
+		case watcher != nil:
+			werr = watcher.WaitChange(wctx, held)
+		default:
 			if poll == nil {
 				poll = s.poll()
 			}
@@ -233,15 +260,15 @@ func (s *Service) acquire(ctx context.Context, req lock.AcquireRequest, start ti
 				d = held.RetryAfter
 			}
 			woken := s.local.add(req.Name)
-			err = sleepOrWake(wctx, d, woken)
+			werr = sleepOrWake(wctx, d, woken)
 			s.local.remove(req.Name, woken)
 		}
 		cancel()
 		if ctx.Err() != nil {
 			return lock.Lease{}, true, fmt.Errorf("acquire %q: %w", req.Name, ctx.Err())
 		}
-		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-			return lock.Lease{}, true, err
+		if werr != nil && !errors.Is(werr, context.DeadlineExceeded) {
+			return lock.Lease{}, true, werr
 		}
 	}
 }
@@ -372,6 +399,60 @@ func (w *waitQueue) remove(name string, ch chan struct{}) {
 		delete(w.q, name)
 	} else {
 		w.q[name] = q
+	}
+}
+
+// turnstile queues a service's waiters by name: one at a time is first.
+type turnstile struct {
+	mu sync.Mutex
+	q  map[string][]chan struct{}
+}
+
+// enter queues the caller for name and returns once it is first in line
+// (queued says whether it had to wait for that), or with ctx's error (the
+// caller then never was first). leave, to be called exactly once when the
+// first waiter is done, lets the next one in.
+func (t *turnstile) enter(ctx context.Context, name string) (leave func(), queued bool, err error) {
+	ch := make(chan struct{})
+	t.mu.Lock()
+	if t.q == nil {
+		t.q = map[string][]chan struct{}{}
+	}
+	t.q[name] = append(t.q[name], ch)
+	first := len(t.q[name]) == 1
+	t.mu.Unlock()
+	leave = func() { t.leave(name, ch) }
+	if first {
+		return leave, false, nil
+	}
+	select {
+	case <-ch:
+		return leave, true, nil
+	case <-ctx.Done():
+		leave()
+		return nil, true, ctx.Err()
+	}
+}
+
+// leave takes ch out of name's line; if it was first, the next one is.
+func (t *turnstile) leave(name string, ch chan struct{}) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	q := t.q[name]
+	for i, c := range q {
+		if c != ch {
+			continue
+		}
+		q = append(q[:i], q[i+1:]...)
+		if len(q) == 0 {
+			delete(t.q, name)
+			return
+		}
+		t.q[name] = q
+		if i == 0 {
+			close(q[0])
+		}
+		return
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -174,5 +175,76 @@ func TestSpans(t *testing.T) {
 		if want[i].token > 0 {
 			assert.Equal(t, want[i].token, attrs[service.AttrFencingToken].AsInt64(), sp.Name)
 		}
+	}
+}
+
+// counting counts Acquire calls on a provider; watched says whether it
+// keeps the memory provider's Watcher.
+type counting struct {
+	*memory.Provider
+	acquires atomic.Int64
+}
+
+func (c *counting) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.Lease, error) {
+	c.acquires.Add(1)
+	return c.Provider.Acquire(ctx, req)
+}
+
+type countingPolled struct{ *counting }
+
+func (countingPolled) WaitChange() {} // hides the Watcher: a different signature
+
+// TestWaitersTakeTurns: the waiters of one name on one instance take
+// turns, so a release sets off about two backend attempts (the first
+// waiter's, and the next one's when its turn comes), not one per waiter,
+// and every waiter still gets the lock in turn.
+func TestWaitersTakeTurns(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		wrap func(c *counting) providers.Provider
+	}{
+		{"watch", func(c *counting) providers.Provider { return c }},
+		{"poll", func(c *counting) providers.Provider { return countingPolled{c} }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &counting{Provider: memory.New()}
+			s := service.New(tt.wrap(c), service.WithPollInterval(time.Second, time.Second))
+			ctx := context.Background()
+			first, err := s.Acquire(ctx, lock.AcquireRequest{Name: "n", TTL: time.Minute})
+			require.NoError(t, err)
+			const waiters = 8
+			got := make(chan lock.Lease, waiters)
+			errs := make(chan error, waiters)
+			for range waiters {
+				go func() {
+					l, err := s.Acquire(ctx, lock.AcquireRequest{Name: "n", TTL: time.Minute, Wait: 10 * time.Second})
+					if err != nil {
+						errs <- err
+						return
+					}
+					got <- l
+				}()
+			}
+			time.Sleep(200 * time.Millisecond) // all have tried once and queued
+			before := c.acquires.Load()
+			require.NoError(t, s.Release(ctx, lock.ReleaseRequest{Name: "n", LeaseID: first.LeaseID}))
+			l := <-got
+			time.Sleep(100 * time.Millisecond)
+			assert.LessOrEqual(t, c.acquires.Load()-before, int64(3), "one release, a few attempts")
+			prev := l.FencingToken
+			require.NoError(t, s.Release(ctx, lock.ReleaseRequest{Name: "n", LeaseID: l.LeaseID}))
+			for range waiters - 1 {
+				select {
+				case l := <-got:
+					assert.Greater(t, l.FencingToken, prev)
+					prev = l.FencingToken
+					require.NoError(t, s.Release(ctx, lock.ReleaseRequest{Name: "n", LeaseID: l.LeaseID}))
+				case err := <-errs:
+					t.Fatal(err)
+				case <-time.After(5 * time.Second):
+					t.Fatal("a waiter was never handed the lock")
+				}
+			}
+		})
 	}
 }
