@@ -305,7 +305,7 @@ func (d document) held(now time.Time) *lock.HeldError {
 func (p *Provider) read(ctx context.Context, name string) (v version, found bool, err error) {
 	id := docID(name)
 	resp, err := p.container.ReadItem(ctx, azcosmos.NewPartitionKeyString(id), id, nil)
-	if status(err) == http.StatusNotFound {
+	if docStatus(err) == http.StatusNotFound {
 		p.versions.drop(name)
 		return version{}, false, nil
 	}
@@ -356,7 +356,7 @@ func (p *Provider) replace(ctx context.Context, base version, next document) (ve
 	}
 	resp, err := p.container.ReplaceItem(ctx, azcosmos.NewPartitionKeyString(next.ID), next.ID, b, &azcosmos.ItemOptions{IfMatchEtag: &base.etag})
 	if err != nil {
-		if s := status(err); s == http.StatusPreconditionFailed || s == http.StatusNotFound {
+		if s := docStatus(err); s == http.StatusPreconditionFailed || s == http.StatusNotFound {
 			p.versions.drop(next.Name)
 		}
 		return version{}, err
@@ -415,7 +415,7 @@ func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.L
 		}
 		if _, err := p.replace(ctx, v, next); err == nil {
 			return next.lease(req.LeaseID), nil
-		} else if s := status(err); s != http.StatusPreconditionFailed && s != http.StatusNotFound {
+		} else if s := docStatus(err); s != http.StatusPreconditionFailed && s != http.StatusNotFound {
 			return lock.Lease{}, mapErr(err)
 		}
 		// Changed since that version: read it again and decide again.
@@ -481,7 +481,7 @@ func (p *Provider) patchHeld(ctx context.Context, name, id string, now time.Time
 	ops.SetCondition(fmt.Sprintf("FROM c WHERE c.lease = '%s' AND c.start_ms + c.ttl_ms > %d", leaseHash(id), now.UnixMilli()))
 	key := docID(name)
 	resp, err := p.container.PatchItem(ctx, azcosmos.NewPartitionKeyString(key), key, ops, &azcosmos.ItemOptions{EnableContentResponseOnWrite: true})
-	if s := status(err); s == http.StatusPreconditionFailed || s == http.StatusNotFound {
+	if s := docStatus(err); s == http.StatusPreconditionFailed || s == http.StatusNotFound {
 		return version{}, fmt.Errorf("cosmos: %q: %w", name, lock.ErrLeaseLost)
 	}
 	if err != nil {

@@ -28,6 +28,21 @@ func status(err error) int {
 	return 0
 }
 
+// docStatus returns the HTTP status of a Cosmos DB error response about a
+// document, or 0; a 404 that says the container or database is missing (substatus 1003,
+// "owner resource does not exist") is not a missing document, and counts
+// as 0, so that callers treat it as the internal error it is.
+func docStatus(err error) int {
+	var re *azcore.ResponseError
+	if !errors.As(err, &re) {
+		return 0
+	}
+	if re.StatusCode == http.StatusNotFound && re.RawResponse != nil && re.RawResponse.Header.Get("x-ms-substatus") == "1003" {
+		return 0
+	}
+	return re.StatusCode
+}
+
 // retryAfter reads Cosmos DB's retry hint from a response:
 // x-ms-retry-after-ms, else Retry-After in seconds, else def.
 func retryAfter(resp *http.Response, def time.Duration) time.Duration {

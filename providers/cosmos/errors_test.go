@@ -74,3 +74,11 @@ func TestMapErr(t *testing.T) {
 	}
 	assert.NoError(t, mapErr(nil))
 }
+
+func TestDocStatus(t *testing.T) {
+	assert.Equal(t, http.StatusNotFound, docStatus(responseError(http.StatusNotFound, nil)), "a missing document")
+	assert.Equal(t, 0, docStatus(responseError(http.StatusNotFound, http.Header{"X-Ms-Substatus": {"1003"}})), "a missing container is not a missing document")
+	assert.Equal(t, http.StatusPreconditionFailed, docStatus(responseError(http.StatusPreconditionFailed, nil)))
+	assert.Equal(t, 0, docStatus(errors.New("not a response")))
+	assert.NotErrorIs(t, mapErr(responseError(http.StatusNotFound, http.Header{"X-Ms-Substatus": {"1003"}})), lock.ErrLeaseLost)
+}
