@@ -551,3 +551,19 @@ func TestReleaseRetriedAfterApplied(t *testing.T) {
 	// Another release of the same lease still answers lease_lost.
 	require.ErrorIs(t, p.Release(ctx, lock.ReleaseRequest{Name: "n", LeaseID: l.LeaseID}), lock.ErrLeaseLost)
 }
+
+// TestPingAfterCheck: the first health check reads the container's
+// properties (and checks its partition key); later ones are one point read
+// of a document that does not exist, not metadata requests, which Cosmos
+// DB throttles on a budget of their own.
+func TestPingAfterCheck(t *testing.T) {
+	b := newBackend(t, "pinged")
+	p, cnt := b.counted(t) // its warm-up Ping checked the container
+	for range 3 {
+		require.NoError(t, p.Ping(context.Background()))
+	}
+	assert.Equal(t, map[string]int{read: 3}, cnt.reset())
+	st, err := p.Status(context.Background(), "hasp.ping")
+	require.NoError(t, err)
+	assert.False(t, st.Held, "the ping document is not a lock's")
+}
