@@ -33,7 +33,7 @@ all: build
 
 ## build: the hasp binary in bin/
 build:
-	$(GO) build -o $(BIN)/hasp ./cmd/hasp
+	$(GO) build -ldflags='-X main.version=$(VERSION)' -o $(BIN)/hasp ./cmd/hasp
 
 ## run: hasp serve on the embedded etcd (data in ./.hasp-data), on 127.0.0.1:8080
 run: build
@@ -81,6 +81,7 @@ build-azure:
 	rm -rf $(AZURE_DIST)
 	mkdir -p $(AZURE_DIST)
 	cp -R functions/azure/app/. $(AZURE_DIST)/
+	rm -f $(AZURE_DIST)/local.settings.json # local development only, never deployed
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(AZURE_ARCH) $(GO) build -trimpath -ldflags='-s -w' -o $(AZURE_DIST)/handler ./functions/azure
 	@echo "$(AZURE_DIST): handler (linux/$(AZURE_ARCH), $$(stat -c %s $(AZURE_DIST)/handler) bytes), host.json, $$(cd $(AZURE_DIST) && ls -d */ | tr -d / | tr '\n' ' ')"
 
@@ -127,7 +128,8 @@ build-HaspFunction:
 
 ## run-gcp: the Cloud Function on this machine (Functions Framework) over a fresh Spanner emulator, on 127.0.0.1:8081 (PORT=...)
 run-gcp:
-	$(GO) run ./functions/gcp/cmd/hasp-gcp-local
+	$(GO) build -o $(BIN)/hasp-gcp-local ./functions/gcp/cmd/hasp-gcp-local
+	$(BIN)/hasp-gcp-local
 
 ## build-gcp: dist/gcp, the source folder that `gcloud functions deploy` uploads (vendored, built once here)
 build-gcp:
@@ -158,7 +160,7 @@ image:
 	rm -rf $(IMAGE_DIR)/bin
 	@for p in $(IMAGE_PLATFORMS); do \
 	  echo "build hasp for $$p"; \
-	  CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) build -trimpath -ldflags='-s -w' -o $(IMAGE_DIR)/bin/$${p%/*}-$${p#*/}/hasp ./cmd/hasp || exit 1; \
+	  CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) build -trimpath -ldflags='-s -w -X main.version=$(VERSION)' -o $(IMAGE_DIR)/bin/$${p%/*}-$${p#*/}/hasp ./cmd/hasp || exit 1; \
 	done
 	cd infra && $(GO) run ./cmd/hasp-image build --image $(IMAGE):$(VERSION) --version $(VERSION) \
 	  --source $(IMAGE_SOURCE) --revision "$$(git rev-parse HEAD 2>/dev/null)" --created "$$(git log -1 --format=%cI 2>/dev/null)" \

@@ -33,7 +33,7 @@ const exitCodesHelp = `Exit codes:
   0   success (hasp run: the command's own exit code)
   1   other errors
   64  usage error
-  69  service unavailable
+  69  service unreachable, unavailable or throttling
   75  lock held: not acquired within --wait
   76  lease lost (hasp run: the command was terminated)
   77  unauthenticated`

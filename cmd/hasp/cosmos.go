@@ -18,11 +18,12 @@ func newCosmos() *cobra.Command {
 	create := &cobra.Command{
 		Use:   "create-container DATABASE CONTAINER",
 		Short: "Create the database (if missing) and the lock container, partitioned on /id",
-		Long: `Create the database and the lock container for --store cosmos://DATABASE/CONTAINER,
-partitioned on /id, on the account in COSMOS_ENDPOINT, authenticating with the
-account key in COSMOS_KEY or, without it, with Entra ID (DefaultAzureCredential:
-managed identity, environment, Azure CLI, ...; creating databases and containers
-needs a control-plane role, such as DocumentDB Account Contributor, or the key).
+		Long: `Create the database and the lock container that the store URL
+cosmos://DATABASE/CONTAINER names, partitioned on /id, on the account in
+COSMOS_ENDPOINT, authenticating with the account key in COSMOS_KEY. (Without a
+key it tries Entra ID, DefaultAzureCredential; but Cosmos DB does not let Entra
+ID identities create databases or containers through the data plane: create
+them with "az cosmosdb sql container create --partition-key-path /id" instead.)
 An existing database or container is left as it is; a container that exists must
 be partitioned on /id.`,
 		Example: `  COSMOS_ENDPOINT=https://myaccount.documents.azure.com:443/ COSMOS_KEY=... hasp cosmos create-container hasp locks`,

@@ -33,10 +33,14 @@ func main() {
 	}
 }
 
+// version is set at build time (make build, make image: -X main.version=).
+var version = "dev"
+
 func newRoot() *cobra.Command {
 	root := &cobra.Command{
-		Use:   "hasp",
-		Short: "hasp is a distributed lock service with leases and fencing tokens",
+		Use:     "hasp",
+		Version: version,
+		Short:   "hasp is a distributed lock service with leases and fencing tokens",
 		Long: `hasp is a distributed lock service with leases and fencing tokens.
 
 "hasp serve" runs the service; the other commands call it (--endpoint,

@@ -33,6 +33,9 @@ const serveExample = `  # the embedded default: a single-node etcd keeping its d
   # traces to an OpenTelemetry collector (off unless OTEL_* variables ask)
   OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 hasp serve
 
+  # Cloud Spanner (Application Default Credentials; SPANNER_EMULATOR_HOST for the emulator)
+  hasp serve --store spanner://projects/acme/instances/main/databases/locks --listen :8080
+
   # DynamoDB (region, credentials and endpoint from the AWS environment)
   AWS_REGION=eu-west-1 hasp serve --store dynamodb://locks --listen :8080
 
@@ -65,7 +68,7 @@ func newServe() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&listen, "listen", envOr("HASP_LISTEN", "127.0.0.1:8080"), "address to listen on (env HASP_LISTEN)")
 	f.StringVar(&store, "store", envOr("HASP_STORE", "embedded:./.hasp-data"),
-		"store URL (env HASP_STORE): embedded:PATH, etcd://host:2379[,host:2379][?ca=FILE&cert=FILE&key=FILE], dynamodb://TABLE, spanner://projects/P/instances/I/databases/D, cosmos://DATABASE/CONTAINER, memory:")
+		"store URL (env HASP_STORE): embedded:PATH, etcd://[user:pass@]host:2379[,host:2379][?prefix=P&ca=FILE&cert=FILE&key=FILE&tls=true], dynamodb://TABLE[?cleanup=720h], spanner://projects/P/instances/I/databases/D[?table=T], cosmos://DATABASE/CONTAINER, memory: (see the README)")
 	f.StringVar(&tokenFile, "auth-token-file", "", "file of bearer tokens, one per line, required on lock routes (also env HASP_AUTH_TOKENS, comma-separated)")
 	f.DurationVar(&shutdownGrace, "shutdown-grace", 25*time.Second, "how long to let in-flight requests finish on SIGINT/SIGTERM")
 	f.BoolVar(&metrics, "metrics", true, "serve Prometheus metrics at /metrics (open, like /v1/health)")

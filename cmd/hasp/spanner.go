@@ -23,7 +23,7 @@ func newSpanner() *cobra.Command {
 	create := &cobra.Command{
 		Use:   "create-schema spanner://projects/P/instances/I/databases/D[?table=T]",
 		Short: "Create the lock table (and with --create-database the database)",
-		Long: `Create the lock table of --store spanner://projects/P/instances/I/databases/D
+		Long: `Create the lock table of the store URL spanner://projects/P/instances/I/databases/D
 (table hasp_locks unless ?table= says otherwise), with Application Default
 Credentials. An existing table is left as it is. With --create-database, a
 missing database is created in the existing instance.

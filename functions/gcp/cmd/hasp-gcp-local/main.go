@@ -11,6 +11,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/hasplock/hasp/functions/gcp"
 	"github.com/hasplock/hasp/local/spanneremu"
+	"github.com/hasplock/hasp/providers"
 	"github.com/hasplock/hasp/providers/spanner"
 )
 
@@ -28,6 +30,21 @@ func main() {
 		fmt.Fprintln(os.Stderr, "hasp-gcp-local:", err)
 		os.Exit(1)
 	}
+}
+
+// checkStore opens the store the function will use and pings it.
+func checkStore(store string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p, err := providers.Open(ctx, store)
+	if err != nil {
+		return fmt.Errorf("HASP_STORE=%s: %w", store, err)
+	}
+	defer p.Close()
+	if err := p.Ping(ctx); err != nil {
+		return fmt.Errorf("HASP_STORE=%s does not answer: %w", store, err)
+	}
+	return nil
 }
 
 func run() error {
@@ -64,9 +81,21 @@ func run() error {
 		}
 		fmt.Printf("Cloud Spanner emulator on %s (data in memory, gone at exit)\n", emu.Addr)
 	}
+	// Say at once what the function would only say per request: a store
+	// it cannot open or reach.
+	if err := checkStore(store); err != nil {
+		return err
+	}
 	if err := os.Setenv("FUNCTION_TARGET", gcp.EntryPoint); err != nil {
 		return err
 	}
+	// The Functions Framework binds the port itself; check it is free
+	// first, so that "listening" is not printed for a port in use.
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", port))
+	if err != nil {
+		return err
+	}
+	_ = l.Close()
 	fmt.Printf("hasp Cloud Function %q listening on http://127.0.0.1:%s (store %s)\n", gcp.EntryPoint, port, store)
 	return funcframework.StartHostPort("127.0.0.1", port)
 }
