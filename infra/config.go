@@ -25,6 +25,14 @@ type Env struct {
 	P99LatencyAlarmMs float64
 }
 
+// HealthRateLimit and HealthBurstLimit throttle GET /v1/health on its
+// own, in every environment: the open route must not let probes use up
+// the function's concurrency or the stage's rate.
+const (
+	HealthRateLimit  = 10
+	HealthBurstLimit = 20
+)
+
 // Envs lists the environments.
 var Envs = map[string]Env{
 	"dev": {Name: "dev", MemoryMB: 256, TimeoutSeconds: 29, ReservedConcurrency: 20, RateLimit: 50, BurstLimit: 100,

@@ -112,7 +112,7 @@ func NewHaspStack(scope constructs.Construct, id string, props StackProps) awscd
 			Integration: lambdaInt, Authorizer: iam,
 		})
 	}
-	api.AddRoutes(&awsapigatewayv2.AddRoutesOptions{
+	health := api.AddRoutes(&awsapigatewayv2.AddRoutesOptions{
 		Path: jsii.String("/v1/health"), Methods: &[]awsapigatewayv2.HttpMethod{awsapigatewayv2.HttpMethod_GET},
 		Integration: lambdaInt, Authorizer: awsapigatewayv2.NewHttpNoneAuthorizer(),
 	})
@@ -124,7 +124,16 @@ func NewHaspStack(scope constructs.Construct, id string, props StackProps) awscd
 		AutoDeploy: jsii.Bool(true),
 		Throttle:   &awsapigatewayv2.ThrottleSettings{RateLimit: jsii.Number(e.RateLimit), BurstLimit: jsii.Number(e.BurstLimit)},
 	})
-	stage.Node().DefaultChild().(awsapigatewayv2.CfnStage).SetAccessLogSettings(&awsapigatewayv2.CfnStage_AccessLogSettingsProperty{
+	cfnStage := stage.Node().DefaultChild().(awsapigatewayv2.CfnStage)
+	// The open health route gets a throttle of its own; the stage must
+	// come after the route its settings name.
+	cfnStage.SetRouteSettings(map[string]any{
+		"GET /v1/health": map[string]any{"ThrottlingRateLimit": HealthRateLimit, "ThrottlingBurstLimit": HealthBurstLimit},
+	})
+	for _, r := range *health {
+		stage.Node().AddDependency(r)
+	}
+	cfnStage.SetAccessLogSettings(&awsapigatewayv2.CfnStage_AccessLogSettingsProperty{
 		DestinationArn: accessLogs.LogGroupArn(),
 		Format: jsii.String(`{"requestId":"$context.requestId","ip":"$context.identity.sourceIp","caller":"$context.identity.caller",` +
 			`"method":"$context.httpMethod","path":"$context.path","status":"$context.status","latency":"$context.responseLatency",` +

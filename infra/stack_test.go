@@ -167,7 +167,14 @@ func TestRoutesAndStage(t *testing.T) {
 	assert.Equal(t, "$default", st["StageName"])
 	assert.Equal(t, true, st["AutoDeploy"])
 	assert.Equal(t, map[string]any{"ThrottlingRateLimit": float64(200), "ThrottlingBurstLimit": float64(400)}, st["DefaultRouteSettings"])
+	assert.Equal(t, map[string]any{"GET /v1/health": map[string]any{"ThrottlingRateLimit": float64(HealthRateLimit), "ThrottlingBurstLimit": float64(HealthBurstLimit)}},
+		st["RouteSettings"], "the open health route has its own throttle")
 	assert.Contains(t, st, "AccessLogSettings")
+	var stage map[string]any
+	for _, r := range resources(tpl, "AWS::ApiGatewayV2::Stage") {
+		stage = r
+	}
+	assert.NotEmpty(t, stage["DependsOn"], "the stage is created after the routes its settings name")
 }
 
 func TestAlarmsDashboardOutputs(t *testing.T) {
@@ -240,6 +247,8 @@ func TestSAMEquivalent(t *testing.T) {
 		samRoutes[key] = auth
 	}
 	assert.Equal(t, routes(t, cdk), samRoutes, "routes and authorization")
+	cdkStage := props(one(t, cdk, "AWS::ApiGatewayV2::Stage"))
+	assert.Equal(t, jsonValue(t, cdkStage["RouteSettings"]), jsonValue(t, sam.Resources["HaspApi"].Properties["RouteSettings"]), "per-route throttles")
 
 	cdkFn := map[string]any{}
 	for _, r := range resources(cdk, "AWS::Lambda::Function") {
@@ -268,6 +277,17 @@ func TestSAMEquivalent(t *testing.T) {
 	want := append([]string(nil), LambdaActions...)
 	sort.Strings(want)
 	assert.Equal(t, want, samActions, "IAM actions")
+}
+
+// jsonValue returns v as encoding/json would decode it (numbers as
+// float64), to compare YAML with JSON.
+func jsonValue(t *testing.T, v any) any {
+	t.Helper()
+	b, err := json.Marshal(v)
+	require.NoError(t, err)
+	var out any
+	require.NoError(t, json.Unmarshal(b, &out))
+	return out
 }
 
 // dashboardBody returns the dashboard's JSON body, with CloudFormation
