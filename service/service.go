@@ -43,6 +43,26 @@ type Service struct {
 	// the others queue behind it (see acquire).
 	line turnstile
 	obs  Observer
+
+	pingFor time.Duration // a successful ping is remembered this long
+	pingMu  sync.Mutex
+	pingOK  time.Time // when the last ping succeeded
+}
+
+// WithPingCache lets Ping answer from a success less than d old instead of
+// asking the backend again: for front ends whose health route is open to
+// anyone (the Lambda's /v1/health runs DescribeTable). Failures are never
+// remembered.
+func WithPingCache(d time.Duration) Option { return func(s *Service) { s.pingFor = d } }
+
+// pingCached reports whether a recent success answers Ping.
+func (s *Service) pingCached() bool {
+	if s.pingFor <= 0 {
+		return false
+	}
+	s.pingMu.Lock()
+	defer s.pingMu.Unlock()
+	return !s.pingOK.IsZero() && time.Since(s.pingOK) < s.pingFor
 }
 
 // Observer is told of every acquire, renew and release the service
@@ -326,9 +346,17 @@ func (s *Service) Status(ctx context.Context, name string) (lock.Status, error) 
 	return st, err
 }
 
-// Ping checks that the backend answers.
+// Ping checks that the backend answers (see WithPingCache).
 func (s *Service) Ping(ctx context.Context) error {
+	if s.pingCached() {
+		return nil
+	}
 	_, err := s.call(ctx, func(ctx context.Context) (lock.Lease, error) { return lock.Lease{}, s.p.Ping(ctx) })
+	if err == nil && s.pingFor > 0 {
+		s.pingMu.Lock()
+		s.pingOK = time.Now()
+		s.pingMu.Unlock()
+	}
 	return err
 }
 

@@ -248,3 +248,38 @@ func TestWaitersTakeTurns(t *testing.T) {
 		})
 	}
 }
+
+// pings counts Ping calls and fails them on demand.
+type pings struct {
+	*memory.Provider
+	n    atomic.Int64
+	fail atomic.Bool
+}
+
+func (p *pings) Ping(ctx context.Context) error {
+	p.n.Add(1)
+	if p.fail.Load() {
+		return lock.ErrUnavailable
+	}
+	return nil
+}
+
+func TestPingCache(t *testing.T) {
+	p := &pings{Provider: memory.New()}
+	s := service.New(p, service.WithPingCache(200*time.Millisecond))
+	ctx := context.Background()
+	for range 5 {
+		require.NoError(t, s.Ping(ctx))
+	}
+	assert.Equal(t, int64(1), p.n.Load(), "one success answers the next pings")
+	time.Sleep(250 * time.Millisecond)
+	p.fail.Store(true)
+	require.Error(t, s.Ping(ctx), "an old success does not hide a failure")
+	require.Error(t, s.Ping(ctx), "failures are not remembered")
+	assert.Equal(t, int64(3), p.n.Load())
+	uncached := service.New(p)
+	p.fail.Store(false)
+	require.NoError(t, uncached.Ping(ctx))
+	require.NoError(t, uncached.Ping(ctx))
+	assert.Equal(t, int64(5), p.n.Load(), "no cache unless asked")
+}

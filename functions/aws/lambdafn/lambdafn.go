@@ -78,7 +78,9 @@ func New(ctx context.Context, cfg Config) (*Function, error) {
 	// network call from the function.
 	emf := telemetry.NewEMF(os.Stdout, telemetry.CloudWatchNamespace)
 	rec := telemetry.NewRecorder(emf)
-	svc := service.New(rec.Provider(p), service.WithObserver(rec))
+	// /v1/health is open: a success is remembered for a few seconds, so
+	// probes do not each cost a DescribeTable.
+	svc := service.New(rec.Provider(p), service.WithObserver(rec), service.WithPingCache(5*time.Second))
 	var h http.Handler = api.New(svc, api.WithLogger(log), api.WithRequestObserver(rec.HTTP))
 	if tr != nil {
 		h = tracing.Handler(h)
