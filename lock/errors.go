@@ -93,6 +93,20 @@ func (e *RetryableError) Error() string { return e.Err.Error() }
 // Unwrap returns the wrapped error.
 func (e *RetryableError) Unwrap() error { return e.Err }
 
+// Unavailable reports that the backend could not be reached or did not
+// answer (err says why), and when to try again: a *RetryableError wrapping
+// ErrUnavailable and err.
+func Unavailable(err error, after time.Duration) error {
+	return &RetryableError{Err: fmt.Errorf("%w: %w", ErrUnavailable, err), RetryAfter: after}
+}
+
+// Throttled reports that the backend refused the request for load (err
+// says how), and when to try again: a *RetryableError wrapping
+// ErrThrottled and err.
+func Throttled(err error, after time.Duration) error {
+	return &RetryableError{Err: fmt.Errorf("%w: %w", ErrThrottled, err), RetryAfter: after}
+}
+
 // RetryAfter returns the retry hint carried by err, or zero.
 func RetryAfter(err error) time.Duration {
 	var h *HeldError

@@ -125,4 +125,24 @@ func TestErrors(t *testing.T) {
 	if lock.RetryAfter(lock.ErrLeaseLost) != 0 {
 		t.Fatal("RetryAfter of a plain error")
 	}
+	cause := errors.New("connection reset")
+	u := lock.Unavailable(cause, 3*time.Second)
+	if !errors.Is(u, lock.ErrUnavailable) || !errors.Is(u, cause) || lock.RetryAfter(u) != 3*time.Second || errors.Is(u, lock.ErrThrottled) {
+		t.Fatalf("Unavailable: %v", u)
+	}
+	th := lock.Throttled(cause, time.Second)
+	if !errors.Is(th, lock.ErrThrottled) || !errors.Is(th, cause) || lock.RetryAfter(th) != time.Second {
+		t.Fatalf("Throttled: %v", th)
+	}
+}
+
+func TestTokenBaseAndHash(t *testing.T) {
+	now := time.UnixMilli(1_795_000_000_123)
+	if got := lock.TokenBase(now); got != 1_795_000_000_123_000 || got >= lock.MaxFencingToken {
+		t.Fatalf("TokenBase = %d", got)
+	}
+	h := lock.HashLeaseID("id")
+	if len(h) != 64 || h == lock.HashLeaseID("id2") || h != lock.HashLeaseID("id") {
+		t.Fatalf("HashLeaseID = %q", h)
+	}
 }

@@ -15,7 +15,6 @@ import (
 
 	"github.com/hasplock/hasp/api"
 	"github.com/hasplock/hasp/providers"
-	"github.com/hasplock/hasp/service"
 	"github.com/hasplock/hasp/telemetry"
 	"github.com/hasplock/hasp/telemetry/prom"
 	"github.com/hasplock/hasp/telemetry/tracing"
@@ -134,8 +133,7 @@ func serve(ctx context.Context, log *slog.Logger, cfg serveConfig) error {
 		return err
 	}
 	prom := prom.New()
-	rec := telemetry.NewRecorder(prom)
-	svc := service.New(rec.Provider(p), service.WithObserver(rec))
+	svc, h := telemetry.Instrument(p, prom, nil, api.WithLogger(log), api.WithBearerTokens(tokens...))
 	defer func() {
 		if err := svc.Close(); err != nil {
 			log.Error("closing store", "error", err.Error())
@@ -145,7 +143,6 @@ func serve(ctx context.Context, log *slog.Logger, cfg serveConfig) error {
 	if err != nil {
 		return err
 	}
-	var h http.Handler = api.New(svc, api.WithLogger(log), api.WithBearerTokens(tokens...), api.WithRequestObserver(rec.HTTP))
 	if tr != nil {
 		h = tracing.Handler(h)
 	}

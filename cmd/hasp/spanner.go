@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -37,20 +36,16 @@ the database are created as needed.`,
 			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Minute)
 			defer cancel()
 			u, err := url.Parse(args[0])
-			if err != nil || u.Scheme != "spanner" {
-				return usageError{fmt.Errorf("not a spanner:// store URL: %q", args[0])}
+			if err != nil {
+				return usageError{err}
 			}
-			db := u.Host + u.Path
-			parts := strings.Split(db, "/")
-			if len(parts) != 6 || parts[0] != "projects" || parts[2] != "instances" || parts[4] != "databases" || parts[1] == "" || parts[3] == "" || parts[5] == "" {
-				return usageError{fmt.Errorf("store URL %q must be spanner://projects/P/instances/I/databases/D", args[0])}
+			store, err := spanner.ParseStore(u)
+			if err != nil {
+				return usageError{err}
 			}
-			table := u.Query().Get("table")
-			if table == "" {
-				table = spanner.DefaultTable
-			}
+			db, table := store.Name(), store.Table
 			if emu := os.Getenv("SPANNER_EMULATOR_HOST"); emu != "" {
-				if _, err := spanneremu.CreateDatabase(ctx, emu, parts[1], parts[3], parts[5], nil); err != nil {
+				if _, err := spanneremu.CreateDatabase(ctx, emu, store.Project, store.Instance, store.Database, nil); err != nil {
 					return err
 				}
 			} else if createDB {

@@ -118,7 +118,6 @@ package cosmos
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -259,18 +258,6 @@ type version struct {
 	etag azcore.ETag
 }
 
-// tokenBase is the counter of a new document created at now: its first
-// acquire gets tokenBase+1. See the package documentation.
-func tokenBase(now time.Time) int64 { return now.UnixMilli() * 1000 }
-
-// leaseHash is what a document stores for lease id: hex SHA-256. Lease ids
-// carry at least 128 random bits, so the hash needs no salt; being hex,
-// it is safe inside a query condition.
-func leaseHash(id string) string {
-	h := sha256.Sum256([]byte(id))
-	return hex.EncodeToString(h[:])
-}
-
 func (d document) expiresMs() int64 { return d.StartMs + d.TTLMs }
 
 func (d document) expires() time.Time { return time.UnixMilli(d.expiresMs()).UTC() }
@@ -281,7 +268,7 @@ func (d document) heldAt(now time.Time) bool { return d.Lease != "" && d.expires
 // acquired is d taken by req at now, with the next token.
 func (d document) acquired(req lock.AcquireRequest, now time.Time) document {
 	d.Token++
-	d.Lease, d.Owner, d.Metadata, d.Released = leaseHash(req.LeaseID), req.Owner, req.Metadata, ""
+	d.Lease, d.Owner, d.Metadata, d.Released = lock.HashLeaseID(req.LeaseID), req.Owner, req.Metadata, ""
 	d.StartMs, d.TTLMs = now.UnixMilli(), req.TTL.Milliseconds()
 	return d
 }
@@ -392,7 +379,7 @@ func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.L
 		reread = true
 		now := p.clock.Now()
 		if !found {
-			d := document{ID: docID(req.Name), Name: req.Name, Token: tokenBase(now), TTL: -1}.acquired(req, now)
+			d := document{ID: docID(req.Name), Name: req.Name, Token: lock.TokenBase(now), TTL: -1}.acquired(req, now)
 			if _, err := p.create(ctx, d); err == nil {
 				return d.lease(req.LeaseID), nil
 			} else if status(err) != http.StatusConflict {
@@ -404,7 +391,7 @@ func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.L
 			if !fresh {
 				continue // remembered as held: it may have been released since
 			}
-			if v.doc.Lease == leaseHash(req.LeaseID) {
+			if v.doc.Lease == lock.HashLeaseID(req.LeaseID) {
 				// The SDK retried a write that had been applied: ours.
 				return v.doc.lease(req.LeaseID), nil
 			}
@@ -423,10 +410,7 @@ func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.L
 	}
 	// Changed by others between each read and write: the outcome is not
 	// known to be held or free; the caller may retry at once.
-	return lock.Lease{}, &lock.RetryableError{
-		Err:        fmt.Errorf("%w: cosmos: %q kept changing under %d attempts", lock.ErrUnavailable, req.Name, maxAttempts),
-		RetryAfter: 10 * time.Millisecond,
-	}
+	return lock.Lease{}, lock.Unavailable(fmt.Errorf("cosmos: %q kept changing under %d attempts", req.Name, maxAttempts), 10*time.Millisecond)
 }
 
 // Renew implements providers.Provider: one conditional patch.
@@ -449,7 +433,7 @@ func (p *Provider) Renew(ctx context.Context, req lock.RenewRequest) (lock.Lease
 func (p *Provider) Release(ctx context.Context, req lock.ReleaseRequest) error {
 	var nonce [12]byte
 	_, _ = rand.Read(nonce[:])
-	mark := leaseHash(req.LeaseID + "\x00" + hex.EncodeToString(nonce[:]))
+	mark := lock.HashLeaseID(req.LeaseID + "\x00" + hex.EncodeToString(nonce[:]))
 	var ops azcosmos.PatchOperations
 	for _, f := range []struct {
 		path string
@@ -479,7 +463,7 @@ func (p *Provider) Release(ctx context.Context, req lock.ReleaseRequest) error {
 // lock.ErrLeaseLost. The condition holds only hex and integers: the SDK
 // copies it into the request unescaped.
 func (p *Provider) patchHeld(ctx context.Context, name, id string, now time.Time, ops azcosmos.PatchOperations) (version, error) {
-	ops.SetCondition(fmt.Sprintf("FROM c WHERE c.lease = '%s' AND c.start_ms + c.ttl_ms > %d", leaseHash(id), now.UnixMilli()))
+	ops.SetCondition(fmt.Sprintf("FROM c WHERE c.lease = '%s' AND c.start_ms + c.ttl_ms > %d", lock.HashLeaseID(id), now.UnixMilli()))
 	key := docID(name)
 	resp, err := p.container.PatchItem(ctx, azcosmos.NewPartitionKeyString(key), key, ops, &azcosmos.ItemOptions{EnableContentResponseOnWrite: true})
 	if s := docStatus(err); s == http.StatusPreconditionFailed || s == http.StatusNotFound {

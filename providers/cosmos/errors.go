@@ -34,13 +34,11 @@ func status(err error) int {
 // as 0, so that callers treat it as the internal error it is.
 func docStatus(err error) int {
 	var re *azcore.ResponseError
-	if !errors.As(err, &re) {
-		return 0
+	if s := status(err); s != http.StatusNotFound || !errors.As(err, &re) || re.RawResponse == nil ||
+		re.RawResponse.Header.Get("x-ms-substatus") != "1003" {
+		return s
 	}
-	if re.StatusCode == http.StatusNotFound && re.RawResponse != nil && re.RawResponse.Header.Get("x-ms-substatus") == "1003" {
-		return 0
-	}
-	return re.StatusCode
+	return 0
 }
 
 // retryAfter reads Cosmos DB's retry hint from a response:
@@ -77,10 +75,10 @@ func mapErr(err error) error {
 	if errors.As(err, &re) {
 		switch s := re.StatusCode; {
 		case s == http.StatusTooManyRequests:
-			return &lock.RetryableError{Err: fmt.Errorf("%w: cosmos: %w", lock.ErrThrottled, err), RetryAfter: retryAfter(re.RawResponse, defaultRetryAfter)}
+			return lock.Throttled(fmt.Errorf("cosmos: %w", err), retryAfter(re.RawResponse, defaultRetryAfter))
 		case s == http.StatusRequestTimeout || s == 449 || s >= 500:
 			// 449 is Cosmos DB's "retry with": a transient write conflict.
-			return &lock.RetryableError{Err: fmt.Errorf("%w: cosmos: %w", lock.ErrUnavailable, err), RetryAfter: retryAfter(re.RawResponse, defaultRetryAfter)}
+			return lock.Unavailable(fmt.Errorf("cosmos: %w", err), retryAfter(re.RawResponse, defaultRetryAfter))
 		case s == http.StatusPreconditionFailed:
 			return fmt.Errorf("%w: cosmos: %w", lock.ErrLeaseLost, err)
 		}
@@ -89,7 +87,7 @@ func mapErr(err error) error {
 	var ne net.Error
 	if errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || isBrokenConnection(err) {
 		// The request may have been applied: the outcome is unknown.
-		return &lock.RetryableError{Err: fmt.Errorf("%w: cosmos: %w", lock.ErrUnavailable, err), RetryAfter: defaultRetryAfter}
+		return lock.Unavailable(fmt.Errorf("cosmos: %w", err), defaultRetryAfter)
 	}
 	return fmt.Errorf("cosmos: %w", err)
 }

@@ -117,7 +117,18 @@ const MinCleanup = 24 * time.Hour
 // to now + after, for a DynamoDB TTL that deletes items idle that long.
 // after must be at least MinCleanup, far beyond any lease (at most 1 h), so
 // only idle items are deleted. Tokens stay strictly increasing across such a
-// deletion: see tokenBase.
+// deletion, because a new item's tokens start above lock.TokenBase(now).
+//
+// Why tokens stay strictly increasing when DynamoDB TTL deletes an idle
+// item and a later acquire creates it anew: an item created at time c
+// starts at c·1000+1 and adds one per acquire. Every acquire is a write to
+// that one item, and DynamoDB serves at most 1,000 writes per second to a
+// single item (its partition's limit), that is at most one per
+// millisecond; so when the item is deleted at time d its last token is at
+// most c·1000 + (d−c) ≤ d·1000, and the new item, created at r > d, starts
+// above r·1000 > d·1000. Deletion needs the item idle for at least
+// MinCleanup (a day), which dwarfs any clock difference between service
+// instances.
 func WithCleanup(after time.Duration) Option { return func(p *Provider) { p.cleanup = after } }
 
 // New returns a provider over table.
@@ -134,21 +145,6 @@ func New(db *dynamodb.Client, table string, opts ...Option) (*Provider, error) {
 
 // Name returns "dynamodb".
 func (p *Provider) Name() string { return "dynamodb" }
-
-// tokenBase is the first token of an item created at now: now in Unix
-// milliseconds times 1000.
-//
-// Why tokens stay strictly increasing when DynamoDB TTL deletes an idle
-// item and a later acquire creates it anew: an item created at time c
-// starts at c·1000+1 and adds one per acquire. Every acquire is a write to
-// that one item, and DynamoDB serves at most 1,000 writes per second to a
-// single item (its partition's limit), that is at most one per
-// millisecond; so when the item is deleted at time d its last token is at
-// most c·1000 + (d−c) ≤ d·1000, and the new item, created at r > d, starts
-// above r·1000 > d·1000. Deletion needs the item idle for at least
-// MinCleanup (a day), which dwarfs any clock difference between service
-// instances. The tokens stay below 2^53 until the year 2255.
-func tokenBase(now time.Time) int64 { return now.UnixMilli() * 1000 }
 
 var names = map[string]string{
 	"#lid": "lease_id", "#own": "owner", "#tok": "token", "#exp": "expires_ms",
@@ -283,7 +279,7 @@ func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.L
 		vals := map[string]types.AttributeValue{
 			":lid": str(req.LeaseID), ":exp": num(lock.ExpiresAt(now, req.TTL).UnixMilli()),
 			":ttl": num(req.TTL.Milliseconds()), ":now": num(now.UnixMilli()),
-			":base": num(tokenBase(now)), ":one": num(1),
+			":base": num(lock.TokenBase(now)), ":one": num(1),
 		}
 		set := []string{"#lid = :lid", "#exp = :exp", "#ttl = :ttl", "#tok = if_not_exists(#tok, :base) + :one"}
 		var remove []string
@@ -441,19 +437,19 @@ func mapErr(err error) error {
 	if errors.As(err, &ae) {
 		switch ae.ErrorCode() {
 		case "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded", "LimitExceededException":
-			return &lock.RetryableError{Err: fmt.Errorf("%w: dynamodb: %w", lock.ErrThrottled, err), RetryAfter: time.Second}
+			return lock.Throttled(fmt.Errorf("dynamodb: %w", err), time.Second)
 		case "InternalServerError", "ServiceUnavailable", "ResourceNotFoundException", "TransactionConflictException":
-			return &lock.RetryableError{Err: fmt.Errorf("%w: dynamodb: %w", lock.ErrUnavailable, err), RetryAfter: time.Second}
+			return lock.Unavailable(fmt.Errorf("dynamodb: %w", err), time.Second)
 		}
 	}
 	var re *awshttp.ResponseError
 	if errors.As(err, &re) && re.HTTPStatusCode() >= 500 {
-		return &lock.RetryableError{Err: fmt.Errorf("%w: dynamodb: %w", lock.ErrUnavailable, err), RetryAfter: time.Second}
+		return lock.Unavailable(fmt.Errorf("dynamodb: %w", err), time.Second)
 	}
 	var ne net.Error
 	if errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		// The write may have been applied: the outcome is unknown.
-		return &lock.RetryableError{Err: fmt.Errorf("%w: dynamodb: %w", lock.ErrUnavailable, err), RetryAfter: time.Second}
+		return lock.Unavailable(fmt.Errorf("dynamodb: %w", err), time.Second)
 	}
 	return fmt.Errorf("dynamodb: %w", err)
 }

@@ -332,7 +332,7 @@ func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.L
 		}
 	}
 	p.pool.put(id, secs)
-	return lock.Lease{}, &lock.RetryableError{Err: fmt.Errorf("%w: etcd: lock %q kept changing", lock.ErrUnavailable, req.Name), RetryAfter: 100 * time.Millisecond}
+	return lock.Lease{}, lock.Unavailable(fmt.Errorf("etcd: lock %q kept changing", req.Name), 100*time.Millisecond)
 }
 
 // current reads the key and checks that leaseID holds it at now.
@@ -376,7 +376,7 @@ func (p *Provider) Renew(ctx context.Context, req lock.RenewRequest) (lock.Lease
 			return lock.Lease{}, mapErr(ctx.Err())
 		}
 	}
-	return lock.Lease{}, &lock.RetryableError{Err: fmt.Errorf("%w: etcd: lock %q kept changing", lock.ErrUnavailable, req.Name), RetryAfter: 100 * time.Millisecond}
+	return lock.Lease{}, lock.Unavailable(fmt.Errorf("etcd: lock %q kept changing", req.Name), 100*time.Millisecond)
 }
 
 // errChanged means the key changed between a read and a guarded write.
@@ -572,7 +572,7 @@ func mapErr(err error) error {
 	// A full database (also ResourceExhausted) is not load: retrying soon
 	// will not help, so it is unavailable, not throttled.
 	if code == codes.ResourceExhausted && rpctypes.ErrorDesc(err) != rpctypes.ErrorDesc(rpctypes.ErrGRPCNoSpace) {
-		return &lock.RetryableError{Err: fmt.Errorf("%w: etcd: %w", lock.ErrThrottled, err), RetryAfter: time.Second}
+		return lock.Throttled(fmt.Errorf("etcd: %w", err), time.Second)
 	}
-	return &lock.RetryableError{Err: fmt.Errorf("%w: etcd: %w", lock.ErrUnavailable, err), RetryAfter: time.Second}
+	return lock.Unavailable(fmt.Errorf("etcd: %w", err), time.Second)
 }

@@ -60,8 +60,6 @@ package spanner
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -91,25 +89,50 @@ func init() {
 const DefaultTable = "hasp_locks"
 
 var (
-	databaseRE = regexp.MustCompile(`^projects/[^/]+/instances/[^/]+/databases/[^/]+$`)
+	databaseRE = regexp.MustCompile(`^projects/([^/]+)/instances/([^/]+)/databases/([^/]+)$`)
 	tableRE    = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,127}$`)
 )
+
+// Store is a parsed store URL
+// "spanner://projects/P/instances/I/databases/D[?table=T]".
+type Store struct {
+	Project, Instance, Database string
+	// Table is the lock table (DefaultTable unless ?table= says).
+	Table string
+}
+
+// Name is the database's name, "projects/P/instances/I/databases/D".
+func (s Store) Name() string {
+	return "projects/" + s.Project + "/instances/" + s.Instance + "/databases/" + s.Database
+}
+
+// ParseStore parses a spanner:// store URL.
+func ParseStore(u *url.URL) (Store, error) {
+	m := databaseRE.FindStringSubmatch(u.Host + u.Path)
+	if u.Scheme != "spanner" || m == nil {
+		return Store{}, fmt.Errorf("spanner: store URL %q must be spanner://projects/P/instances/I/databases/D[?table=T]", u.Redacted())
+	}
+	s := Store{Project: m[1], Instance: m[2], Database: m[3], Table: DefaultTable}
+	if t := u.Query().Get("table"); t != "" {
+		s.Table = t
+	}
+	if !tableRE.MatchString(s.Table) {
+		return Store{}, fmt.Errorf("spanner: bad table name %q", s.Table)
+	}
+	return s, nil
+}
 
 // Open opens the provider for
 // "spanner://projects/P/instances/I/databases/D[?table=T]".
 func Open(ctx context.Context, u *url.URL) (providers.Provider, error) {
-	db := u.Host + u.Path
-	if !databaseRE.MatchString(db) {
-		return nil, fmt.Errorf("spanner: store URL %q must be spanner://projects/P/instances/I/databases/D", u.Redacted())
-	}
-	var opts []Option
-	if t := u.Query().Get("table"); t != "" {
-		opts = append(opts, WithTable(t))
+	s, err := ParseStore(u)
+	if err != nil {
+		return nil, err
 	}
 	if os.Getenv("SPANNER_EMULATOR_HOST") != "" {
 		EmulatorCompat()
 	}
-	return New(ctx, db, opts...)
+	return New(ctx, s.Name(), WithTable(s.Table))
 }
 
 // EmulatorCompat turns off multiplexed sessions (unless the environment
@@ -235,17 +258,7 @@ func (r row) shownExpiry() time.Time {
 }
 
 // ownedBy reports whether lease id holds the row now.
-func (r row) ownedBy(id string) bool { return r.leaseID == hashID(id) && r.heldAt() }
-
-// hashID is what the table keeps of a lease id: its SHA-256, in hex.
-func hashID(id string) string {
-	sum := sha256.Sum256([]byte(id))
-	return hex.EncodeToString(sum[:])
-}
-
-// tokenBase is the token before the first of a new row: Spanner's time in
-// milliseconds × 1000 (below 2^53 until the year 2255).
-func tokenBase(now time.Time) int64 { return now.UnixMilli() * 1000 }
+func (r row) ownedBy(id string) bool { return r.leaseID == lock.HashLeaseID(id) && r.heldAt() }
 
 // expiry is the ExpiresAt reported for a lease of ttl written in a
 // transaction that read Spanner's time now and began after start by the
@@ -294,7 +307,7 @@ func (p *Provider) write(tx *spanner.ReadWriteTransaction, l lock.Lease, now tim
 	held := l.LeaseID != ""
 	id := ""
 	if held {
-		id = hashID(l.LeaseID)
+		id = lock.HashLeaseID(l.LeaseID)
 	}
 	vals := []any{l.Name, l.FencingToken, nullable(id), nullable(l.Owner), nullable(l.Metadata),
 		spanner.NullInt64{Int64: l.TTL.Milliseconds(), Valid: held},
@@ -346,7 +359,7 @@ func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.L
 		}
 		token := r.token + 1
 		if !r.exists {
-			token = tokenBase(r.now) + 1
+			token = lock.TokenBase(r.now) + 1
 		}
 		if token >= lock.MaxFencingToken {
 			return fmt.Errorf("spanner: fencing token of %q exhausted", req.Name)
@@ -446,7 +459,7 @@ func mapErr(err error) error {
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		// A commit may have been applied: the outcome is unknown.
-		return &lock.RetryableError{Err: fmt.Errorf("%w: spanner: %w", lock.ErrUnavailable, err), RetryAfter: time.Second}
+		return lock.Unavailable(fmt.Errorf("spanner: %w", err), time.Second)
 	}
 	if _, ok := status.FromError(err); !ok {
 		// Not an RPC error: a bug or a bad row, not something to retry.
@@ -454,9 +467,9 @@ func mapErr(err error) error {
 	}
 	switch spanner.ErrCode(err) {
 	case codes.Unavailable, codes.DeadlineExceeded, codes.Aborted, codes.Canceled, codes.Internal, codes.Unknown:
-		return &lock.RetryableError{Err: fmt.Errorf("%w: spanner: %w", lock.ErrUnavailable, err), RetryAfter: time.Second}
+		return lock.Unavailable(fmt.Errorf("spanner: %w", err), time.Second)
 	case codes.ResourceExhausted:
-		return &lock.RetryableError{Err: fmt.Errorf("%w: spanner: %w", lock.ErrThrottled, err), RetryAfter: time.Second}
+		return lock.Throttled(fmt.Errorf("spanner: %w", err), time.Second)
 	}
 	// Misconfiguration (a missing table, permissions, credentials):
 	// retrying will not help, so it is an internal error.

@@ -11,7 +11,6 @@ import (
 
 	"github.com/hasplock/hasp/api"
 	"github.com/hasplock/hasp/providers"
-	"github.com/hasplock/hasp/service"
 	"github.com/hasplock/hasp/telemetry"
 	"github.com/hasplock/hasp/telemetry/otlpmetrics"
 	"github.com/hasplock/hasp/telemetry/tracing"
@@ -42,15 +41,11 @@ func Setup(ctx context.Context, service string) (*Telemetry, error) {
 // Handler returns the one API handler over p, reporting metrics when they
 // are on and traced when tracing is on.
 func (t *Telemetry) Handler(p providers.Provider, opts ...api.Option) http.Handler {
-	var svc *service.Service
+	var sink telemetry.Sink
 	if t.metrics != nil {
-		rec := telemetry.NewRecorder(t.metrics)
-		svc = service.New(rec.Provider(p), service.WithObserver(rec))
-		opts = append(opts, api.WithRequestObserver(rec.HTTP))
-	} else {
-		svc = service.New(p)
+		sink = t.metrics
 	}
-	var h http.Handler = api.New(svc, opts...)
+	_, h := telemetry.Instrument(p, sink, nil, opts...)
 	if t.tracing != nil {
 		h = tracing.Handler(h)
 	}

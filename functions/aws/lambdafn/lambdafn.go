@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"time"
 
@@ -77,11 +76,9 @@ func New(ctx context.Context, cfg Config) (*Function, error) {
 	// Metrics go to CloudWatch as Embedded Metric Format log lines: no
 	// network call from the function.
 	emf := telemetry.NewEMF(os.Stdout, telemetry.CloudWatchNamespace)
-	rec := telemetry.NewRecorder(emf)
 	// /v1/health is open: a success is remembered for a few seconds, so
 	// probes do not each cost a DescribeTable.
-	svc := service.New(rec.Provider(p), service.WithObserver(rec), service.WithPingCache(5*time.Second))
-	var h http.Handler = api.New(svc, api.WithLogger(log), api.WithRequestObserver(rec.HTTP))
+	svc, h := telemetry.Instrument(p, emf, []service.Option{service.WithPingCache(5 * time.Second)}, api.WithLogger(log))
 	if tr != nil {
 		h = tracing.Handler(h)
 	}
