@@ -91,3 +91,13 @@ type RequestCounter interface {
 	// BackendRequests returns the number of backend requests sent so far.
 	BackendRequests() int64
 }
+
+// Provisioner is an optional capability of a Provider that can create the
+// backend resources it needs (a table, a container, a schema), for
+// `hasp store init --store URL`. Provision must be idempotent: resources
+// that already exist in the right shape are left as they are, and ones in a
+// wrong shape are an error that says what is wrong.
+type Provisioner interface {
+	// Provision creates what is missing; ctx bounds the whole set-up.
+	Provision(ctx context.Context) error
+}

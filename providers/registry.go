@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -58,4 +59,26 @@ func Open(ctx context.Context, store string) (Provider, error) {
 		return nil, fmt.Errorf("providers: unknown store scheme %q (known: %s)", u.Scheme, strings.Join(Schemes(), ", "))
 	}
 	return fn(ctx, u)
+}
+
+// CheckParams refuses a store URL whose query names a parameter outside
+// allowed, with an error that names the parameter and the allowed ones,
+// so that a misspelt option ("clenaup") can never be silently ignored.
+// Every opener calls it first.
+func CheckParams(u *url.URL, allowed ...string) error {
+	keys := make([]string, 0, len(u.Query()))
+	for k := range u.Query() {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !slices.Contains(allowed, k) {
+			known := "none"
+			if len(allowed) > 0 {
+				known = strings.Join(allowed, ", ")
+			}
+			return fmt.Errorf("%s: store URL %q: unknown parameter %q (allowed: %s)", u.Scheme, u.Redacted(), k, known)
+		}
+	}
+	return nil
 }
