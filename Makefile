@@ -58,6 +58,7 @@ lint:
 
 ## deps: Go modules, the npm emulators (dynalite) and the Lambda emulator
 deps: node_modules/.installed $(BIN)/tools/aws-lambda-rie
+	scripts/apt-deps.sh
 	$(GO) mod download
 
 node_modules/.installed: package.json package-lock.json
