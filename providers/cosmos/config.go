@@ -64,9 +64,7 @@ func NewClient(cfg Config, requests *atomic.Int64) (*azcosmos.Client, error) {
 	if o.Telemetry.ApplicationID == "" {
 		o.Telemetry.ApplicationID = "hasp"
 	}
-	if requests != nil {
-		o.PerRetryPolicies = append(append([]policy.Policy(nil), o.PerRetryPolicies...), countRequests{requests})
-	}
+	o.PerRetryPolicies = append(append([]policy.Policy(nil), o.PerRetryPolicies...), countRequests{requests})
 	if cfg.Key != "" {
 		cred, err := azcosmos.NewKeyCredential(cfg.Key)
 		if err != nil {
@@ -92,13 +90,29 @@ func NewClient(cfg Config, requests *atomic.Int64) (*azcosmos.Client, error) {
 	return c, nil
 }
 
-// countRequests is a per-retry pipeline policy that counts HTTP requests.
+// countRequests is a per-retry pipeline policy that counts HTTP requests:
+// all of them into n (when set), and each call's attempts into the counter
+// its context carries (withAttempts).
 type countRequests struct{ n *atomic.Int64 }
 
 // Do implements policy.Policy.
 func (c countRequests) Do(req *policy.Request) (*http.Response, error) {
-	c.n.Add(1)
+	if c.n != nil {
+		c.n.Add(1)
+	}
+	if a, ok := req.Raw().Context().Value(attemptsKey{}).(*atomic.Int32); ok {
+		a.Add(1)
+	}
 	return req.Next()
+}
+
+type attemptsKey struct{}
+
+// withAttempts returns a context under which the SDK counts the attempts
+// (first try and retries) of a call into the returned counter.
+func withAttempts(ctx context.Context) (context.Context, *atomic.Int32) {
+	n := new(atomic.Int32)
+	return context.WithValue(ctx, attemptsKey{}, n), n
 }
 
 // CreateContainer creates cfg's database, if missing, and the lock

@@ -268,7 +268,7 @@ func (d document) heldAt(now time.Time) bool { return d.Lease != "" && d.expires
 // acquired is d taken by req at now, with the next token.
 func (d document) acquired(req lock.AcquireRequest, now time.Time) document {
 	d.Token++
-	d.Lease, d.Owner, d.Metadata, d.Released = lock.HashLeaseID(req.LeaseID), req.Owner, req.Metadata, ""
+	d.Lease, d.Owner, d.Metadata = lock.HashLeaseID(req.LeaseID), req.Owner, req.Metadata
 	d.StartMs, d.TTLMs = now.UnixMilli(), req.TTL.Milliseconds()
 	return d
 }
@@ -414,6 +414,11 @@ func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.L
 }
 
 // Renew implements providers.Provider: one conditional patch.
+//
+// A patch sent again after it was applied meets the lease still holding
+// the document (the applied one extended it) and extends it again, with
+// the same token; a renew never frees the lock, so a failed condition is
+// the truth: lease_lost.
 func (p *Provider) Renew(ctx context.Context, req lock.RenewRequest) (lock.Lease, error) {
 	now := p.clock.Now()
 	var ops azcosmos.PatchOperations
@@ -430,6 +435,19 @@ func (p *Provider) Renew(ctx context.Context, req lock.RenewRequest) (lock.Lease
 
 // Release implements providers.Provider: one conditional patch that frees
 // the lock and keeps the document, and with it the token counter.
+//
+// The SDK retries a patch whose answer was lost (a reset, a timeout); if
+// an earlier attempt was applied, the retry's condition fails although the
+// release went through, and meanwhile another instance may have taken the
+// freed lock. (azcosmos does not retry a write after a reset today, but a
+// gateway below it, or a later SDK, may send one twice.) So every release
+// writes a random mark of its call, which acquires leave in place and only
+// the next release replaces: after a failed condition, one read that finds
+// this call's mark proves the release went through, whoever holds the lock
+// now. Without the mark, a call the SDK sent once is lease_lost; one it
+// sent more than once, whose mark may have been replaced by a later
+// holder's release, is an unknown outcome (unavailable), never a false
+// lease_lost.
 func (p *Provider) Release(ctx context.Context, req lock.ReleaseRequest) error {
 	var nonce [12]byte
 	_, _ = rand.Read(nonce[:])
@@ -441,19 +459,20 @@ func (p *Provider) Release(ctx context.Context, req lock.ReleaseRequest) error {
 	}{{"/lease", ""}, {"/owner", ""}, {"/metadata", ""}, {"/start_ms", 0}, {"/ttl_ms", 0}, {"/released", mark}} {
 		ops.AppendSet(f.path, f.val)
 	}
-	_, err := p.patchHeld(ctx, req.Name, req.LeaseID, p.clock.Now(), ops)
+	actx, attempts := withAttempts(ctx)
+	_, err := p.patchHeld(actx, req.Name, req.LeaseID, p.clock.Now(), ops)
 	if !errors.Is(err, lock.ErrLeaseLost) {
 		return err
 	}
-	// The SDK retries a write whose answer was lost; if that write was
-	// this call's, the retry's condition fails although the release went
-	// through. The document says so.
 	v, found, rerr := p.read(ctx, req.Name)
 	if rerr != nil {
 		return rerr // unknown: unavailable
 	}
-	if found && v.doc.Lease == "" && v.doc.Released == mark {
-		return nil
+	if found && v.doc.Released == mark {
+		return nil // an earlier attempt of this call was applied
+	}
+	if attempts.Load() > 1 {
+		return lock.Unavailable(fmt.Errorf("cosmos: release of %q retried %d times: whether an earlier attempt was applied is unknown", req.Name, attempts.Load()-1), 0)
 	}
 	return err
 }

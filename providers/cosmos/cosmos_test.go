@@ -503,8 +503,9 @@ func (th *throttler) RoundTrip(r *http.Request) (*http.Response, error) {
 // lost would see it (the SDK here retries neither a reset nor a 503 of a
 // write, but a gateway or a future SDK might).
 type resendFirstPatch struct {
-	base http.RoundTripper
-	done atomic.Bool
+	base    http.RoundTripper
+	done    atomic.Bool
+	between func() // runs between the two sends: other clients at work
 }
 
 func (d *resendFirstPatch) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -526,30 +527,48 @@ func (d *resendFirstPatch) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	_, _ = io.Copy(io.Discard, first.Body)
 	_ = first.Body.Close()
+	if d.between != nil {
+		d.between()
+	}
 	return send()
 }
 
 // TestReleaseRetriedAfterApplied: a release is sent again after it was
-// applied; the second condition fails because the release was applied,
-// and the provider recognises its own release in the document rather than
-// answering lease_lost.
+// applied, while another instance takes the freed lock or not; the second
+// condition fails because the release was applied, and the provider
+// recognises its own release in the document rather than answering
+// lease_lost, and leaves the new holder alone.
 func TestReleaseRetriedAfterApplied(t *testing.T) {
-	b := newBackend(t, "retried")
-	ctx := context.Background()
-	l, err := service.New(b.open(t)).Acquire(ctx, lock.AcquireRequest{Name: "n"})
-	require.NoError(t, err)
-	drop := &resendFirstPatch{base: b.rt}
-	p, err := cosmos.New(b.config(drop))
-	require.NoError(t, err)
-	defer p.Close()
-	err = p.Release(ctx, lock.ReleaseRequest{Name: "n", LeaseID: l.LeaseID})
-	require.True(t, drop.done.Load(), "the release was sent twice")
-	require.NoError(t, err, "the release went through")
-	st, err := p.Status(ctx, "n")
-	require.NoError(t, err)
-	assert.False(t, st.Held)
-	// Another release of the same lease still answers lease_lost.
-	require.ErrorIs(t, p.Release(ctx, lock.ReleaseRequest{Name: "n", LeaseID: l.LeaseID}), lock.ErrLeaseLost)
+	for _, take := range []bool{false, true} {
+		t.Run(fmt.Sprintf("taken=%v", take), func(t *testing.T) {
+			b := newBackend(t, "retried")
+			ctx := context.Background()
+			other := service.New(b.open(t))
+			l, err := other.Acquire(ctx, lock.AcquireRequest{Name: "n"})
+			require.NoError(t, err)
+			var next lock.Lease
+			drop := &resendFirstPatch{base: b.rt, between: func() {
+				if take {
+					next, err = other.TryAcquire(ctx, lock.AcquireRequest{Name: "n"})
+					require.NoError(t, err, "the release was applied: the lock is free")
+				}
+			}}
+			p, err := cosmos.New(b.config(drop))
+			require.NoError(t, err)
+			defer p.Close()
+			err = p.Release(ctx, lock.ReleaseRequest{Name: "n", LeaseID: l.LeaseID})
+			require.True(t, drop.done.Load(), "the release was sent twice")
+			require.NoError(t, err, "the release went through")
+			st, err := p.Status(ctx, "n")
+			require.NoError(t, err)
+			assert.Equal(t, take, st.Held)
+			if take {
+				assert.Equal(t, next.FencingToken, st.Holder.FencingToken, "the new holder keeps the lock")
+			}
+			// Another release of the same lease still answers lease_lost.
+			require.ErrorIs(t, p.Release(ctx, lock.ReleaseRequest{Name: "n", LeaseID: l.LeaseID}), lock.ErrLeaseLost)
+		})
+	}
 }
 
 // TestPingAfterCheck: the first health check reads the container's

@@ -11,7 +11,8 @@
 //		ttl_ms    the granted TTL, for renewals that keep it
 //		owner, metadata  as given (absent when empty)
 //		gc        optional clean-up time for DynamoDB TTL, Unix seconds
-//		released  a random mark of the last release call (see Release)
+//		released, released_1, released_2  random marks of the last three
+//		          release calls, newest first (see Release)
 //
 //	  - Acquire: one UpdateItem, conditioned on "no lease_id, or expires_ms <=
 //	    now", that writes the lease and increments token (ReturnValues
@@ -56,6 +57,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
 
 	"github.com/hasplock/hasp/lock"
 	"github.com/hasplock/hasp/providers"
@@ -148,7 +150,8 @@ func (p *Provider) Name() string { return "dynamodb" }
 
 var names = map[string]string{
 	"#lid": "lease_id", "#own": "owner", "#tok": "token", "#exp": "expires_ms",
-	"#ttl": "ttl_ms", "#md": "metadata", "#gc": "gc", "#rel": "released",
+	"#ttl": "ttl_ms", "#md": "metadata", "#gc": "gc",
+	"#mk0": "released", "#mk1": "released_1", "#mk2": "released_2",
 }
 
 // exprNames returns the attribute names an expression uses.
@@ -201,7 +204,8 @@ const heldCondition = "#lid = :lid AND #exp > :now"
 // conditionalUpdate sends the one UpdateItem of an operation on name: SET
 // and REMOVE clauses (plus the clean-up attribute) under cond.
 func (p *Provider) conditionalUpdate(ctx context.Context, name string, now time.Time, set, remove []string, cond string,
-	vals map[string]types.AttributeValue, rv types.ReturnValue, onFail types.ReturnValuesOnConditionCheckFailure) (*dynamodb.UpdateItemOutput, error) {
+	vals map[string]types.AttributeValue, rv types.ReturnValue, onFail types.ReturnValuesOnConditionCheckFailure,
+	optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
 	upd := update(p.gc(now, set, vals), remove)
 	p.calls.Add(1)
 	return p.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
@@ -213,7 +217,7 @@ func (p *Provider) conditionalUpdate(ctx context.Context, name string, now time.
 		ExpressionAttributeValues:           vals,
 		ReturnValues:                        rv,
 		ReturnValuesOnConditionCheckFailure: onFail,
-	})
+	}, optFns...)
 }
 
 // item is a decoded lock item.
@@ -304,15 +308,9 @@ func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.L
 		if !errors.As(err, &ccf) {
 			return lock.Lease{}, mapErr(err)
 		}
-		av := ccf.Item
-		if len(av) == 0 {
-			// This server does not return the old item: read it.
-			p.calls.Add(1)
-			got, err := p.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &p.table, Key: p.key(req.Name), ConsistentRead: aws.Bool(true)})
-			if err != nil {
-				return lock.Lease{}, mapErr(err)
-			}
-			av = got.Item
+		av, err := p.failedItem(ctx, req.Name, ccf)
+		if err != nil {
+			return lock.Lease{}, err
 		}
 		it, err := decode(av)
 		if err != nil {
@@ -334,7 +332,31 @@ func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.L
 	return lock.Lease{}, freed.held(req.Name, freed.expires())
 }
 
+// failedItem is the item that failed a write's condition: the one
+// DynamoDB returned with the failure (ReturnValuesOnConditionCheckFailure),
+// or, from a server that returns none, one strongly consistent read.
+func (p *Provider) failedItem(ctx context.Context, name string, ccf *types.ConditionalCheckFailedException) (map[string]types.AttributeValue, error) {
+	if len(ccf.Item) > 0 {
+		return ccf.Item, nil
+	}
+	p.calls.Add(1)
+	got, err := p.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &p.table, Key: p.key(name), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return got.Item, nil
+}
+
 // Renew implements providers.Provider: one conditional UpdateItem.
+//
+// A renew whose answer was lost after it was applied is retried by the
+// SDK with the same request: the lease still holds the item (the applied
+// attempt extended it) so the retry passes the condition again and
+// answers the lease, with the same token. A failed condition can only
+// mean that, at the time the request was first built, the lease no longer
+// held the item, or that someone else holds it now (which needs the lease
+// to have ended): lease_lost is then the truth whatever an earlier attempt
+// did, because a renew never frees the lock.
 func (p *Provider) Renew(ctx context.Context, req lock.RenewRequest) (lock.Lease, error) {
 	now := p.clock.Now()
 	vals := map[string]types.AttributeValue{":lid": str(req.LeaseID), ":now": num(now.UnixMilli())}
@@ -354,42 +376,76 @@ func (p *Provider) Renew(ctx context.Context, req lock.RenewRequest) (lock.Lease
 	return it.lease(req.Name), nil
 }
 
+// releaseMarks are the attributes that keep the marks of the last
+// releases of a name, newest first (see Release).
+var releaseMarks = []string{"#mk0", "#mk1", "#mk2"}
+
 // Release implements providers.Provider: one conditional UpdateItem that
 // keeps the item (and its token counter).
 //
-// The update also writes a mark of this call ("released", random), so
-// that when the SDK retries a release whose answer was lost after it was
-// applied, the retry's failed condition, which returns the item, shows the
-// release went through. Another release of the same lease still answers
-// lease_lost.
+// A release whose answer is lost after DynamoDB applied it (a reset, a
+// timeout, a 500) is retried by the SDK; the retry's condition then fails,
+// although the release went through, and meanwhile any other instance may
+// have acquired the freed lock, and released it again. So that the retry
+// still answers released, every release writes a random mark of its call,
+// and the item keeps the marks of its last len(releaseMarks) releases
+// (acquires leave them alone): a failed condition whose item carries this
+// call's mark proves that an earlier attempt of this call was applied,
+// whatever happened to the item since. Without the mark:
+//   - when the SDK sent one attempt, the failed condition is the answer:
+//     lease_lost;
+//   - when it sent more than one, an earlier attempt may have been
+//     applied and its mark pushed out by as many later releases: the
+//     outcome is unknown (unavailable), never a false lease_lost. A lease
+//     that really ended before the release still answers lease_lost to the
+//     client's next try.
 func (p *Provider) Release(ctx context.Context, req lock.ReleaseRequest) error {
 	now := p.clock.Now()
 	var nonce [16]byte
 	_, _ = rand.Read(nonce[:])
 	mark := base64.RawURLEncoding.EncodeToString(nonce[:])
-	vals := map[string]types.AttributeValue{":lid": str(req.LeaseID), ":now": num(now.UnixMilli()), ":rel": str(mark)}
-	_, err := p.conditionalUpdate(ctx, req.Name, now, []string{"#rel = :rel"}, []string{"#lid", "#own", "#md", "#exp", "#ttl"}, heldCondition, vals,
-		types.ReturnValueNone, types.ReturnValuesOnConditionCheckFailureAllOld)
+	vals := map[string]types.AttributeValue{":lid": str(req.LeaseID), ":now": num(now.UnixMilli()), ":rel": str(mark), ":none": str("")}
+	// DynamoDB evaluates every right-hand side on the item before the
+	// update, so this shifts the marks by one.
+	set := []string{releaseMarks[0] + " = :rel"}
+	for i := 1; i < len(releaseMarks); i++ {
+		set = append(set, fmt.Sprintf("%s = if_not_exists(%s, :none)", releaseMarks[i], releaseMarks[i-1]))
+	}
+	attempts := 0
+	_, err := p.conditionalUpdate(ctx, req.Name, now, set, []string{"#lid", "#own", "#md", "#exp", "#ttl"}, heldCondition, vals,
+		types.ReturnValueNone, types.ReturnValuesOnConditionCheckFailureAllOld, countAttempts(&attempts))
 	var ccf *types.ConditionalCheckFailedException
 	if !errors.As(err, &ccf) {
 		return mapErr(err)
 	}
-	av := ccf.Item
-	if len(av) == 0 {
-		// This server does not return the old item: read it.
-		p.calls.Add(1)
-		got, gerr := p.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &p.table, Key: p.key(req.Name), ConsistentRead: aws.Bool(true)})
-		if gerr != nil {
-			return mapErr(gerr)
-		}
-		av = got.Item
+	av, ferr := p.failedItem(ctx, req.Name, ccf)
+	if ferr != nil {
+		return ferr
 	}
-	if rel, ok := av["released"].(*types.AttributeValueMemberS); ok && rel.Value == mark {
-		if _, held := av["lease_id"]; !held {
-			return nil
+	for _, m := range releaseMarks {
+		if rel, ok := av[names[m]].(*types.AttributeValueMemberS); ok && rel.Value == mark {
+			return nil // an earlier attempt of this call was applied
 		}
+	}
+	if attempts > 1 {
+		return lock.Unavailable(fmt.Errorf("dynamodb: release of %q retried %d times: whether an earlier attempt was applied is unknown", req.Name, attempts-1), 0)
 	}
 	return mapErr(err)
+}
+
+// countAttempts is a per-operation option that counts the attempts the
+// SDK's retryer sends, into n (a middleware after the retry middleware
+// runs once per attempt).
+func countAttempts(n *int) func(*dynamodb.Options) {
+	return func(o *dynamodb.Options) {
+		o.APIOptions = append(o.APIOptions, func(st *middleware.Stack) error {
+			return st.Finalize.Add(middleware.FinalizeMiddlewareFunc("haspCountAttempts",
+				func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+					*n++
+					return next.HandleFinalize(ctx, in)
+				}), middleware.After)
+		})
+	}
 }
 
 // Status implements providers.Provider with one strongly consistent read.

@@ -157,9 +157,13 @@ func TestCleanupOption(t *testing.T) {
 	assert.Less(t, l.FencingToken, lock.MaxFencingToken)
 }
 
-// dropFirstRelease applies the first release it sends, then loses its
-// answer (a reset connection), so that the SDK retries it.
-type dropFirstRelease struct{ dropped atomic.Bool }
+// dropFirstRelease applies the first release it sends, runs between
+// (other clients at work), then loses the release's answer (a reset
+// connection), so that the SDK retries it after between's changes.
+type dropFirstRelease struct {
+	dropped atomic.Bool
+	between func()
+}
 
 func (d *dropFirstRelease) RoundTrip(r *http.Request) (*http.Response, error) {
 	var body []byte
@@ -173,33 +177,83 @@ func (d *dropFirstRelease) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	_ = resp.Body.Close()
+	if d.between != nil {
+		d.between()
+	}
 	return nil, &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
 }
 
 // TestReleaseRetriedAfterApplied: the SDK retries a release whose answer
-// was lost after it was applied; the retry's failed condition returns the
-// item, whose mark shows that this very call released the lease.
+// was lost after it was applied, while other service instances take the
+// freed lock (and release it again). The retry's failed condition returns
+// the item, whose marks show that this very call released the lease: the
+// answer is released, never lease_lost. Only when more releases than the
+// item keeps marks of came in between is the outcome unknown: unavailable.
 func TestReleaseRetriedAfterApplied(t *testing.T) {
-	for name, url := range map[string]func(t *testing.T) string{
+	servers := map[string]func(t *testing.T) string{
 		"moto":     func(t *testing.T) string { return launch.Moto(t) },
 		"dynalite": func(t *testing.T) string { u, _ := launch.Dynalite(t, ""); return u },
+	}
+	for _, tc := range []struct {
+		name   string
+		cycles int   // others' acquire+release cycles before the retry
+		take   bool  // then another instance holds the lock
+		want   error // nil: released
+	}{
+		{"nobody in between", 0, false, nil},
+		{"another instance holds it", 0, true, nil},
+		{"two releases, then a holder", 2, true, nil},
+		{"three releases: the mark is gone", 3, true, lock.ErrUnavailable},
 	} {
-		t.Run(name, func(t *testing.T) {
-			u := url(t)
-			require.NoError(t, dynamodb.CreateTable(context.Background(), client(u, nil), "retried", false))
-			drop := &dropFirstRelease{}
-			p, err := dynamodb.New(client(u, &http.Client{Transport: drop}), "retried")
-			require.NoError(t, err)
-			s := service.New(p)
-			ctx := context.Background()
-			l, err := s.Acquire(ctx, lock.AcquireRequest{Name: "n"})
-			require.NoError(t, err)
-			require.NoError(t, s.Release(ctx, lock.ReleaseRequest{Name: "n", LeaseID: l.LeaseID}), "the release went through")
-			require.True(t, drop.dropped.Load(), "the first answer was lost")
-			require.ErrorIs(t, s.Release(ctx, lock.ReleaseRequest{Name: "n", LeaseID: l.LeaseID}), lock.ErrLeaseLost, "a second release is lost")
-			l2, err := s.Acquire(ctx, lock.AcquireRequest{Name: "n"})
-			require.NoError(t, err)
-			assert.Greater(t, l2.FencingToken, l.FencingToken)
-		})
+		for server, url := range servers {
+			t.Run(server+"/"+tc.name, func(t *testing.T) {
+				u := url(t)
+				require.NoError(t, dynamodb.CreateTable(context.Background(), client(u, nil), "retried", false))
+				other, err := dynamodb.New(client(u, nil), "retried")
+				require.NoError(t, err)
+				others := service.New(other)
+				ctx := context.Background()
+				var last lock.Lease
+				drop := &dropFirstRelease{between: func() {
+					for range tc.cycles {
+						l, err := others.TryAcquire(ctx, lock.AcquireRequest{Name: "n"})
+						require.NoError(t, err)
+						require.NoError(t, others.Release(ctx, lock.ReleaseRequest{Name: "n", LeaseID: l.LeaseID}))
+						last = l
+					}
+					if tc.take {
+						l, err := others.TryAcquire(ctx, lock.AcquireRequest{Name: "n"})
+						require.NoError(t, err, "the release was applied: the lock is free")
+						last = l
+					}
+				}}
+				p, err := dynamodb.New(client(u, &http.Client{Transport: drop}), "retried")
+				require.NoError(t, err)
+				s := service.New(p)
+				l, err := s.Acquire(ctx, lock.AcquireRequest{Name: "n"})
+				require.NoError(t, err)
+				err = s.Release(ctx, lock.ReleaseRequest{Name: "n", LeaseID: l.LeaseID})
+				require.True(t, drop.dropped.Load(), "the first answer was lost")
+				if tc.want == nil {
+					require.NoError(t, err, "the release went through")
+				} else {
+					require.ErrorIs(t, err, tc.want)
+					require.NotErrorIs(t, err, lock.ErrLeaseLost, "never a false lease_lost")
+				}
+				require.ErrorIs(t, s.Release(ctx, lock.ReleaseRequest{Name: "n", LeaseID: l.LeaseID}), lock.ErrLeaseLost, "a second release is lost")
+				if tc.take {
+					st, err := s.Status(ctx, "n")
+					require.NoError(t, err)
+					assert.Equal(t, last.FencingToken, st.Holder.FencingToken, "the retry left the new holder alone")
+				}
+				l2, err := others.Acquire(ctx, lock.AcquireRequest{Name: "n", Wait: 0})
+				if tc.take {
+					require.ErrorIs(t, err, lock.ErrHeld)
+					return
+				}
+				require.NoError(t, err)
+				assert.Greater(t, l2.FencingToken, l.FencingToken)
+			})
+		}
 	}
 }

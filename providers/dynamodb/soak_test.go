@@ -2,10 +2,12 @@ package dynamodb_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awsdb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/stretchr/testify/assert"
@@ -17,31 +19,57 @@ import (
 	"github.com/hasplock/hasp/providers/providertest"
 )
 
+// soakSetup is the shape of one soak: how many service instances share
+// the table, whether the SDK retries (as in production), and the faults.
+type soakSetup struct {
+	instances int
+	retries   bool
+	plan      faults.Plan
+	short     int // the size make test runs
+}
+
+// defaultSoak: two service instances with clocks ±250 ms apart and the
+// SDK's own retries off, so that a dropped response is an unknown outcome
+// (503) rather than a retried write.
+var defaultSoak = soakSetup{instances: 2, short: 2000, plan: faults.Plan{Delay: 20 * time.Millisecond, DelayP: 0.02, ResetP: 0.002, DropResponseP: 0.005, Stall: 300 * time.Millisecond, StallP: 0.002}}
+
+// pollingSoak is many service instances that only poll (as Lambda
+// execution environments do), with the SDK's default retryer on, so that
+// writes applied but unanswered are retried while other instances take the
+// freed lock: 5 % of responses dropped after DynamoDB applied the request,
+// 5 % of requests reset before it, 2 % stalled. A release of a live lease
+// answering lease_lost is a violation of the soak. make test runs 1,000
+// acquires of it.
+var pollingSoak = soakSetup{instances: 8, retries: true, short: 1000, plan: faults.Plan{ResetP: 0.05, DropResponseP: 0.05, Stall: 300 * time.Millisecond, StallP: 0.02}}
+
 // soak runs the soak against a DynamoDB server behind a fault-injecting
-// HTTP proxy, through two service instances with clocks ±250 ms apart.
-// The SDK's own retries are off, so a dropped response is an unknown
-// outcome (503) rather than a retried write.
-func soak(t *testing.T, url string, disturb func(ctx context.Context)) {
-	require.NoError(t, dynamodb.CreateTable(context.Background(), client(url, nil), "soak", false))
+// HTTP proxy, through setup's instances with clocks spread over ±250 ms.
+func soak(t *testing.T, url string, setup soakSetup, disturb func(ctx context.Context)) {
+	table := fmt.Sprintf("soak%d", setup.instances)
+	require.NoError(t, dynamodb.CreateTable(context.Background(), client(url, nil), table, false))
 	proxy, err := faults.NewHTTPProxy(url)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = proxy.Close() })
 	var instances []providertest.Instance
-	for _, skew := range []time.Duration{250 * time.Millisecond, -250 * time.Millisecond} {
-		db := awsdb.New(awsdb.Options{
+	for i := range setup.instances {
+		skew := 250*time.Millisecond - time.Duration(i)*500*time.Millisecond/time.Duration(setup.instances-1)
+		opts := awsdb.Options{
 			Region: "us-east-1", BaseEndpoint: aws.String(proxy.URL()),
 			Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
 			Retryer:     aws.NopRetryer{},
-		})
+		}
+		if setup.retries {
+			opts.Retryer = retry.NewStandard()
+		}
 		c := &providertest.OffsetClock{}
 		c.Set(skew)
-		p, err := dynamodb.New(db, "soak", dynamodb.WithClock(c))
+		p, err := dynamodb.New(awsdb.New(opts), table, dynamodb.WithClock(c))
 		require.NoError(t, err)
 		instances = append(instances, providertest.Instance{Provider: p, Skew: skew})
 	}
-	proxy.SetPlan(faults.Plan{Delay: 20 * time.Millisecond, DelayP: 0.02, ResetP: 0.002, DropResponseP: 0.005, Stall: 300 * time.Millisecond, StallP: 0.002})
+	proxy.SetPlan(setup.plan)
 	res := providertest.Soak(context.Background(), instances, providertest.SoakConfig{
-		Acquires: providertest.SoakAcquires(), Progress: providertest.ProgressLogger(t), TTL: 2 * time.Second, Disturb: disturb,
+		Acquires: providertest.SoakAcquiresOr(setup.short), Progress: providertest.ProgressLogger(t), TTL: 2 * time.Second, Disturb: disturb,
 	})
 	proxy.SetPlan(faults.Plan{})
 	f := proxy.Counts()
@@ -51,14 +79,25 @@ func soak(t *testing.T, url string, disturb func(ctx context.Context)) {
 }
 
 func TestSoakMoto(t *testing.T) {
-	soak(t, launch.Moto(t), nil)
+	soak(t, launch.Moto(t), defaultSoak, nil)
+}
+
+// TestSoakPollingMoto: eight polling instances, the SDK retrying.
+func TestSoakPollingMoto(t *testing.T) {
+	soak(t, launch.Moto(t), pollingSoak, nil)
+}
+
+// TestSoakPollingDynalite: eight polling instances, the SDK retrying.
+func TestSoakPollingDynalite(t *testing.T) {
+	url, _ := launch.Dynalite(t, "")
+	soak(t, url, pollingSoak, nil)
 }
 
 // TestSoakDynalite also restarts dynalite from its data directory every
 // few seconds.
 func TestSoakDynalite(t *testing.T) {
 	url, proc := launch.Dynalite(t, t.TempDir())
-	soak(t, url, func(ctx context.Context) {
+	soak(t, url, defaultSoak, func(ctx context.Context) {
 		for {
 			select {
 			case <-ctx.Done():

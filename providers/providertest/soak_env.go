@@ -7,11 +7,15 @@ import (
 
 // SoakAcquires is the size of a soak: HASP_SOAK if set (make soak sets it
 // to 100000), else the short version's 2000 that make test runs.
-func SoakAcquires() int {
+func SoakAcquires() int { return SoakAcquiresOr(2000) }
+
+// SoakAcquiresOr is the size of a soak: HASP_SOAK if set, else short, the
+// size make test runs of a slow configuration.
+func SoakAcquiresOr(short int) int {
 	if n, err := strconv.Atoi(os.Getenv("HASP_SOAK")); err == nil && n > 0 {
 		return n
 	}
-	return 2000
+	return short
 }
 
 // ProgressLogger returns a SoakConfig.Progress that logs to t.

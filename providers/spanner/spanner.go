@@ -377,6 +377,11 @@ func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.L
 }
 
 // Renew implements providers.Provider: one read-write transaction.
+//
+// A run again after a commit that was applied finds the lease still
+// holding the row (the applied run extended it) and extends it again with
+// the same token; a renew never frees the row, so a run that finds the
+// lease gone reports the truth: lease_lost.
 func (p *Provider) Renew(ctx context.Context, req lock.RenewRequest) (lock.Lease, error) {
 	start := p.clock.Now()
 	var l lock.Lease
@@ -403,22 +408,48 @@ func (p *Provider) Renew(ctx context.Context, req lock.RenewRequest) (lock.Lease
 // Release implements providers.Provider: one read-write transaction that
 // keeps the row (and its token).
 //
-// The client library runs the transaction again after some errors even
-// when the commit was applied; a run that finds the row freed at the very
-// token an earlier run released (only a release frees a row, and only an
-// acquire changes its token) knows the release went through.
+// The client library runs the transaction again after some errors, and a
+// commit it retries may already have been applied; meanwhile another
+// instance may have taken the freed lock. A run that follows one which
+// released the lease at token T, live until Spanner's time E, decides by
+// what it reads (by Spanner's clock, which orders the transactions):
+//   - the row freed at token T: only a release frees a row and only an
+//     acquire changes its token, so the release went through;
+//   - a token above T read before E: the lock was taken while the lease
+//     was still live, which only a release of it allows: released too;
+//   - a token above T read at or after E: the lease may have expired and
+//     been taken over without the release: the outcome is unknown
+//     (unavailable), never a false lease_lost;
+//   - the lease still holding the row at token T: the earlier commit was
+//     not applied, and this run releases it.
 func (p *Provider) Release(ctx context.Context, req lock.ReleaseRequest) error {
-	releasing := int64(0) // the token an earlier run released, if any
-	return p.transact(ctx, req.Name, func(tx *spanner.ReadWriteTransaction, r row) error {
-		if releasing != 0 && r.exists && r.token == releasing && r.leaseID == "" {
-			return nil
+	var (
+		earlier *row  // what an earlier run of this call read and released
+		unknown error // the last run's verdict when the outcome is unknown
+	)
+	err := p.transact(ctx, req.Name, func(tx *spanner.ReadWriteTransaction, r row) error {
+		unknown = nil
+		if earlier != nil {
+			switch {
+			case r.exists && r.token == earlier.token && r.leaseID == "":
+				return nil
+			case r.token > earlier.token && r.now.Before(earlier.expiresAt):
+				return nil
+			case r.token > earlier.token:
+				unknown = lock.Unavailable(fmt.Errorf("spanner: release of %q was run again after the lease could have expired: whether the first run was applied is unknown", req.Name), 0)
+				return nil
+			}
 		}
 		if !r.ownedBy(req.LeaseID) {
 			return lock.ErrLeaseLost
 		}
-		releasing = r.token
+		earlier = &r
 		return p.write(tx, lock.Lease{Name: req.Name, FencingToken: r.token}, r.now)
 	})
+	if err != nil {
+		return err
+	}
+	return unknown
 }
 
 // Status implements providers.Provider with one strong single-use read.
