@@ -1,8 +1,6 @@
 package lock
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"time"
 )
 
@@ -145,20 +143,3 @@ type SystemClock struct{}
 
 // Now returns time.Now().
 func (SystemClock) Now() time.Time { return time.Now() }
-
-// TokenBase is the counter a backend gives a record it creates at now, so
-// that the record's first token is TokenBase(now)+1: now in Unix
-// milliseconds times 1000. A record takes at most one acquire a
-// millisecond, so a record deleted (by clean-up, or by hand) and created
-// again later starts above every token the old one could have reached.
-// The tokens stay below MaxFencingToken until the year 2255. Each
-// provider states why its records take no more than that.
-func TokenBase(now time.Time) int64 { return now.UnixMilli() * 1000 }
-
-// HashLeaseID is what a backend stores in place of a lease id: its
-// SHA-256 in hex. Lease ids carry at least 128 random bits, so the hash
-// needs no salt; being hex, it is safe inside a query or a condition.
-func HashLeaseID(id string) string {
-	sum := sha256.Sum256([]byte(id))
-	return hex.EncodeToString(sum[:])
-}

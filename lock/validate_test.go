@@ -135,14 +135,3 @@ func TestErrors(t *testing.T) {
 		t.Fatalf("Throttled: %v", th)
 	}
 }
-
-func TestTokenBaseAndHash(t *testing.T) {
-	now := time.UnixMilli(1_795_000_000_123)
-	if got := lock.TokenBase(now); got != 1_795_000_000_123_000 || got >= lock.MaxFencingToken {
-		t.Fatalf("TokenBase = %d", got)
-	}
-	h := lock.HashLeaseID("id")
-	if len(h) != 64 || h == lock.HashLeaseID("id2") || h != lock.HashLeaseID("id") {
-		t.Fatalf("HashLeaseID = %q", h)
-	}
-}

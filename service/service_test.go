@@ -3,7 +3,6 @@ package service_test
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -92,7 +91,7 @@ func TestValidatesBeforeProvider(t *testing.T) {
 func TestLeaseIDs(t *testing.T) {
 	seen := map[string]bool{}
 	for range 1000 {
-		id := service.NewLeaseID()
+		id := providers.NewLeaseID()
 		assert.Len(t, id, 32)
 		assert.False(t, seen[id])
 		seen[id] = true
@@ -116,20 +115,6 @@ func Example() {
 	// token 1
 	// second acquire: true
 	// token 2
-}
-
-func TestLeaseIssuedAt(t *testing.T) {
-	before := time.Now().Truncate(time.Millisecond)
-	id := service.NewLeaseID()
-	after := time.Now()
-	at, ok := service.LeaseIssuedAt(id)
-	require.True(t, ok)
-	assert.False(t, at.Before(before) || at.After(after), "issued %v, between %v and %v", at, before, after)
-	assert.Len(t, id, 32)
-	for _, bad := range []string{"", "short", "!!!!", strings.Repeat("A", 33)} {
-		_, ok := service.LeaseIssuedAt(bad)
-		assert.False(t, ok, bad)
-	}
 }
 
 // TestSpans: acquire, renew and release are spans with the lock's name,

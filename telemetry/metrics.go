@@ -36,7 +36,7 @@ type Metric struct {
 	Dimensions []string
 }
 
-// The metrics. Result labels take the values of service.Result. The
+// The metrics. Result labels take the values of Result. The
 // dashboards and alerts in infra/ are checked against the same names
 // (infra/metrics).
 var (

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/hasplock/hasp/lock"
-	"github.com/hasplock/hasp/service"
+	"github.com/hasplock/hasp/providers"
 )
 
 // Recorder turns the service's operations, backend calls and HTTP
@@ -44,8 +44,6 @@ func NewRecorder(sink Sink) *Recorder {
 	}
 	return r
 }
-
-var _ service.Observer = (*Recorder)(nil)
 
 // Active returns the number of leases granted or renewed by this instance
 // that have not been released, lost or expired (expiries are noticed
@@ -86,7 +84,7 @@ func (r *Recorder) track(id string, exp time.Time, live bool) {
 
 // ObserveAcquire implements service.Observer.
 func (r *Recorder) ObserveAcquire(_ context.Context, _ lock.AcquireRequest, l lock.Lease, err error, took time.Duration, contended bool) {
-	res := service.Result("acquire", err)
+	res := Result("acquire", err)
 	r.sink.Add(AcquireTotal, 1, res)
 	r.sink.Observe(AcquireDuration, took.Seconds(), res)
 	if contended {
@@ -99,7 +97,7 @@ func (r *Recorder) ObserveAcquire(_ context.Context, _ lock.AcquireRequest, l lo
 
 // ObserveRenew implements service.Observer.
 func (r *Recorder) ObserveRenew(_ context.Context, req lock.RenewRequest, l lock.Lease, err error, _ time.Duration) {
-	r.sink.Add(RenewTotal, 1, service.Result("renew", err))
+	r.sink.Add(RenewTotal, 1, Result("renew", err))
 	switch {
 	case err == nil:
 		r.track(req.LeaseID, l.ExpiresAt, true)
@@ -110,16 +108,16 @@ func (r *Recorder) ObserveRenew(_ context.Context, req lock.RenewRequest, l lock
 }
 
 // ObserveRelease implements service.Observer. The hold time comes from
-// the lease id (service.LeaseIssuedAt), so a release served by another
+// the lease id (providers.LeaseIssuedAt), so a release served by another
 // instance than the acquire is measured too; it counts from the acquire
 // request (server-side waiting included) and takes in the clock difference
 // between the two instances. Ids that read as older than MaxHold (ids of
 // another format) are not measured.
 func (r *Recorder) ObserveRelease(_ context.Context, req lock.ReleaseRequest, err error, _ time.Duration) {
-	r.sink.Add(ReleaseTotal, 1, service.Result("release", err))
+	r.sink.Add(ReleaseTotal, 1, Result("release", err))
 	switch {
 	case err == nil:
-		if at, ok := service.LeaseIssuedAt(req.LeaseID); ok {
+		if at, ok := providers.LeaseIssuedAt(req.LeaseID); ok {
 			if held := r.now().Sub(at); held >= 0 && held <= MaxHold {
 				r.sink.Observe(HoldDuration, held.Seconds())
 			}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -13,11 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/hasplock/hasp/api"
-	"github.com/hasplock/hasp/providers"
-	"github.com/hasplock/hasp/telemetry"
-	"github.com/hasplock/hasp/telemetry/prom"
-	"github.com/hasplock/hasp/telemetry/tracing"
+	"github.com/hasplock/hasp/app"
 )
 
 const serveExample = `  # the embedded default: a single-node etcd keeping its data in ./.hasp-data
@@ -69,7 +64,7 @@ func newServe() *cobra.Command {
 	f.StringVar(&store, "store", envOr("HASP_STORE", "embedded:./.hasp-data"),
 		"store URL (env HASP_STORE): embedded:PATH, etcd://[user:pass@]host:2379[,host:2379][?prefix=P&ca=FILE&cert=FILE&key=FILE&tls=true], dynamodb://TABLE[?cleanup=720h], spanner://projects/P/instances/I/databases/D[?table=T], cosmos://DATABASE/CONTAINER, memory: (see the README)")
 	f.StringVar(&tokenFile, "auth-token-file", "", "file of bearer tokens, one per line, required on lock routes (also env HASP_AUTH_TOKENS, comma-separated)")
-	f.DurationVar(&shutdownGrace, "shutdown-grace", 25*time.Second, "how long to let in-flight requests finish on SIGINT/SIGTERM")
+	f.DurationVar(&shutdownGrace, "shutdown-grace", app.ShutdownGrace, "how long to let in-flight requests finish on SIGINT/SIGTERM")
 	f.BoolVar(&metrics, "metrics", true, "serve Prometheus metrics at /metrics (open, like /v1/health)")
 	return cmd
 }
@@ -116,59 +111,32 @@ type serveConfig struct {
 }
 
 func serve(ctx context.Context, log *slog.Logger, cfg serveConfig) error {
-	listen, store, tokens, grace := cfg.listen, cfg.store, cfg.tokens, cfg.grace
-	tr, err := tracing.Setup(ctx, "hasp")
+	acfg := app.Config{Store: cfg.store, Logger: log, AuthTokens: cfg.tokens}
+	if cfg.metrics {
+		acfg.Metrics = app.MetricsPrometheus
+	}
+	a, err := app.New(ctx, acfg)
 	if err != nil {
 		return err
 	}
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := tr.Shutdown(sctx); err != nil {
-			log.Error("flushing traces", "error", err.Error())
+		if err := a.Close(sctx); err != nil {
+			log.Error("closing", "error", err.Error())
 		}
 	}()
-	p, err := providers.Open(ctx, store)
+	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
 		return err
 	}
-	prom := prom.New()
-	svc, h := telemetry.Instrument(p, prom, nil, api.WithLogger(log), api.WithBearerTokens(tokens...))
-	defer func() {
-		if err := svc.Close(); err != nil {
-			log.Error("closing store", "error", err.Error())
-		}
-	}()
-	ln, err := net.Listen("tcp", listen)
-	if err != nil {
-		return err
-	}
-	if tr != nil {
-		h = tracing.Handler(h)
-	}
-	if cfg.metrics {
-		h = withMetrics(h, prom.Handler())
-	}
-	srv := api.NewServer(h)
 	url := "http://" + ln.Addr().String()
-	log.Info("hasp listening", "url", url, "provider", p.Name(), "store", redact(store), "auth", len(tokens) > 0,
-		"metrics", cfg.metrics, "tracing", tr != nil)
-	fmt.Fprintf(os.Stderr, "hasp: listening on %s (store %s)\n", url, redact(store))
+	log.Info("hasp listening", "url", url, "provider", a.Provider(), "store", redact(cfg.store), "auth", len(cfg.tokens) > 0,
+		"metrics", cfg.metrics, "tracing", a.Exports())
+	fmt.Fprintf(os.Stderr, "hasp: listening on %s (store %s)\n", url, redact(cfg.store))
 	stop := context.AfterFunc(ctx, func() { log.Info("shutting down") })
 	defer stop()
-	return api.Serve(ctx, srv, ln, grace)
-}
-
-// withMetrics serves metrics at exactly /metrics and everything else with
-// api.
-func withMetrics(api, metrics http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.EscapedPath() == "/metrics" {
-			metrics.ServeHTTP(w, r)
-			return
-		}
-		api.ServeHTTP(w, r)
-	})
+	return a.Serve(ctx, ln, cfg.grace)
 }
 
 // redact hides credentials in a store URL.

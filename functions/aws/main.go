@@ -11,12 +11,17 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 
+	"github.com/hasplock/hasp/app"
 	"github.com/hasplock/hasp/functions/aws/lambdafn"
 )
 
 func main() {
 	// Everything that talks to AWS is created once per cold start.
-	fn, err := lambdafn.New(context.Background(), lambdafn.ConfigFromEnv())
+	cfg, err := app.ConfigFromEnv()
+	var fn *lambdafn.Function
+	if err == nil {
+		fn, err = lambdafn.New(context.Background(), cfg)
+	}
 	if err != nil {
 		slog.New(slog.NewJSONHandler(os.Stderr, nil)).Error("hasp: cold start failed", "error", err.Error())
 		os.Exit(1)

@@ -18,7 +18,10 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := customhandler.Run(ctx, customhandler.ConfigFromEnv(), os.Stdout)
+	cfg, err := customhandler.ConfigFromEnv()
+	if err == nil {
+		err = customhandler.Run(ctx, cfg, os.Stdout)
+	}
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "hasp custom handler:", err)

@@ -11,7 +11,7 @@
 // the Spanner emulator.
 //
 // Traces and metrics go over OTLP when the standard OTEL_* variables ask
-// (package otelsetup); logs are JSON lines for Cloud Logging.
+// (package app, MetricsOTLP); logs are JSON lines for Cloud Logging.
 //
 // Every path is served by the one handler: with FUNCTION_TARGET=Hasp (set
 // by the runtime, and by cmd/hasp-gcp-local) the Functions Framework
@@ -30,9 +30,8 @@ import (
 	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
 
 	"github.com/hasplock/hasp/api"
-	"github.com/hasplock/hasp/providers"
+	"github.com/hasplock/hasp/app"
 	_ "github.com/hasplock/hasp/providers/spanner" // spanner://projects/P/instances/I/databases/D
-	"github.com/hasplock/hasp/telemetry/otelsetup"
 )
 
 // EntryPoint is the function's entry point (gcloud --entry-point).
@@ -44,9 +43,8 @@ func init() {
 
 var fn struct {
 	mu      sync.Mutex
-	h       http.Handler
-	tel     *otelsetup.Telemetry // set up once per instance
-	err     error                // the last failure to build h, until errTill
+	app     *app.App
+	err     error // the last failure to build app, until errTill
 	errTill time.Time
 }
 
@@ -61,71 +59,64 @@ const retryInit = 2 * time.Second
 // exported before Handle returns: Cloud Run may take the CPU away between
 // requests.
 func Handle(w http.ResponseWriter, r *http.Request) {
-	h, err := handler(r.Context())
+	a, err := instance(r.Context())
 	if err != nil {
-		logger().Error("hasp: the function could not start", "error", err.Error())
+		logger(slog.LevelInfo).Error("hasp: the function could not start", "error", err.Error())
 		w.Header().Set("Retry-After", "1")
 		api.WriteError(w, http.StatusServiceUnavailable, "unavailable", "the lock store is not available")
 		return
 	}
-	h.ServeHTTP(w, r)
-	if fn.tel.Enabled() {
+	a.Handler().ServeHTTP(w, r)
+	if a.Exports() {
 		if f, ok := w.(http.Flusher); ok {
 			f.Flush() // the caller has its answer before the export
 		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 2*time.Second)
 		defer cancel()
-		if err := fn.tel.Flush(ctx); err != nil {
-			logger().Warn("hasp: exporting telemetry", "error", err.Error())
+		if err := a.Flush(ctx); err != nil {
+			a.Logger().Warn("hasp: exporting telemetry", "error", err.Error())
 		}
 	}
 }
 
-func handler(ctx context.Context) (http.Handler, error) {
+// instance returns the instance's app, built on first use.
+func instance(ctx context.Context) (*app.App, error) {
 	fn.mu.Lock()
 	defer fn.mu.Unlock()
-	if fn.h != nil {
-		return fn.h, nil
+	if fn.app != nil {
+		return fn.app, nil
 	}
 	if fn.err != nil && time.Now().Before(fn.errTill) {
 		return nil, fn.err
 	}
-	h, err := build(ctx)
+	a, err := build(ctx)
 	if err != nil {
 		fn.err, fn.errTill = err, time.Now().Add(retryInit)
 		return nil, err
 	}
-	fn.h = h
-	return h, nil
+	fn.app = a
+	return a, nil
 }
 
-// build opens the store and makes the handler, under fn.mu.
-func build(ctx context.Context) (http.Handler, error) {
-	store := os.Getenv("HASP_STORE")
-	if store == "" {
+// build assembles the app from the environment (app.ConfigFromEnv) with
+// what is the Cloud Function's own: Cloud Logging's JSON, OTLP metrics.
+func build(ctx context.Context) (*app.App, error) {
+	cfg, err := app.ConfigFromEnv()
+	if err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	if cfg.Store == "" {
 		return nil, fmt.Errorf("configuration: HASP_STORE is not set (e.g. spanner://projects/P/instances/I/databases/D)")
 	}
+	cfg.Logger, cfg.Metrics = logger(cfg.LogLevel), app.MetricsOTLP
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
 	defer cancel()
-	if fn.tel == nil {
-		tel, err := otelsetup.Setup(ctx, "hasp")
-		if err != nil {
-			return nil, fmt.Errorf("configuration: telemetry: %w", err)
-		}
-		fn.tel = tel
-	}
-	p, err := providers.Open(ctx, store)
-	if err != nil {
-		return nil, fmt.Errorf("opening the store: %w", err)
-	}
-	return fn.tel.Handler(p, api.WithLogger(logger())), nil
+	return app.New(ctx, cfg)
 }
 
 // logger writes JSON lines that Cloud Logging reads as structured entries:
 // "severity" and "message" in place of slog's "level" and "msg".
-func logger() *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(os.Getenv("HASP_LOG_LEVEL")))
+func logger(level slog.Level) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{
 		Level: level,
 		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {

@@ -268,7 +268,7 @@ func (d document) heldAt(now time.Time) bool { return d.Lease != "" && d.expires
 // acquired is d taken by req at now, with the next token.
 func (d document) acquired(req lock.AcquireRequest, now time.Time) document {
 	d.Token++
-	d.Lease, d.Owner, d.Metadata = lock.HashLeaseID(req.LeaseID), req.Owner, req.Metadata
+	d.Lease, d.Owner, d.Metadata = providers.HashLeaseID(req.LeaseID), req.Owner, req.Metadata
 	d.StartMs, d.TTLMs = now.UnixMilli(), req.TTL.Milliseconds()
 	return d
 }
@@ -379,7 +379,7 @@ func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.L
 		reread = true
 		now := p.clock.Now()
 		if !found {
-			d := document{ID: docID(req.Name), Name: req.Name, Token: lock.TokenBase(now), TTL: -1}.acquired(req, now)
+			d := document{ID: docID(req.Name), Name: req.Name, Token: providers.TokenBase(now), TTL: -1}.acquired(req, now)
 			if _, err := p.create(ctx, d); err == nil {
 				return d.lease(req.LeaseID), nil
 			} else if status(err) != http.StatusConflict {
@@ -391,7 +391,7 @@ func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.L
 			if !fresh {
 				continue // remembered as held: it may have been released since
 			}
-			if v.doc.Lease == lock.HashLeaseID(req.LeaseID) {
+			if v.doc.Lease == providers.HashLeaseID(req.LeaseID) {
 				// The SDK retried a write that had been applied: ours.
 				return v.doc.lease(req.LeaseID), nil
 			}
@@ -451,7 +451,7 @@ func (p *Provider) Renew(ctx context.Context, req lock.RenewRequest) (lock.Lease
 func (p *Provider) Release(ctx context.Context, req lock.ReleaseRequest) error {
 	var nonce [12]byte
 	_, _ = rand.Read(nonce[:])
-	mark := lock.HashLeaseID(req.LeaseID + "\x00" + hex.EncodeToString(nonce[:]))
+	mark := providers.HashLeaseID(req.LeaseID + "\x00" + hex.EncodeToString(nonce[:]))
 	var ops azcosmos.PatchOperations
 	for _, f := range []struct {
 		path string
@@ -482,7 +482,7 @@ func (p *Provider) Release(ctx context.Context, req lock.ReleaseRequest) error {
 // lock.ErrLeaseLost. The condition holds only hex and integers: the SDK
 // copies it into the request unescaped.
 func (p *Provider) patchHeld(ctx context.Context, name, id string, now time.Time, ops azcosmos.PatchOperations) (version, error) {
-	ops.SetCondition(fmt.Sprintf("FROM c WHERE c.lease = '%s' AND c.start_ms + c.ttl_ms > %d", lock.HashLeaseID(id), now.UnixMilli()))
+	ops.SetCondition(fmt.Sprintf("FROM c WHERE c.lease = '%s' AND c.start_ms + c.ttl_ms > %d", providers.HashLeaseID(id), now.UnixMilli()))
 	key := docID(name)
 	resp, err := p.container.PatchItem(ctx, azcosmos.NewPartitionKeyString(key), key, ops, &azcosmos.ItemOptions{EnableContentResponseOnWrite: true})
 	if s := docStatus(err); s == http.StatusPreconditionFailed || s == http.StatusNotFound {

@@ -119,7 +119,7 @@ const MinCleanup = 24 * time.Hour
 // to now + after, for a DynamoDB TTL that deletes items idle that long.
 // after must be at least MinCleanup, far beyond any lease (at most 1 h), so
 // only idle items are deleted. Tokens stay strictly increasing across such a
-// deletion, because a new item's tokens start above lock.TokenBase(now).
+// deletion, because a new item's tokens start above providers.TokenBase(now).
 //
 // Why tokens stay strictly increasing when DynamoDB TTL deletes an idle
 // item and a later acquire creates it anew: an item created at time c
@@ -283,7 +283,7 @@ func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.L
 		vals := map[string]types.AttributeValue{
 			":lid": str(req.LeaseID), ":exp": num(lock.ExpiresAt(now, req.TTL).UnixMilli()),
 			":ttl": num(req.TTL.Milliseconds()), ":now": num(now.UnixMilli()),
-			":base": num(lock.TokenBase(now)), ":one": num(1),
+			":base": num(providers.TokenBase(now)), ":one": num(1),
 		}
 		set := []string{"#lid = :lid", "#exp = :exp", "#ttl = :ttl", "#tok = if_not_exists(#tok, :base) + :one"}
 		var remove []string

@@ -220,7 +220,7 @@ func testHeld(t *testing.T, s *service.Service, name string) {
 func testWrongLeaseID(t *testing.T, s *service.Service, name string) {
 	ctx := ctxFor(t)
 	l := acquire(t, s, name, 10*time.Second)
-	for _, id := range []string{service.NewLeaseID(), l.LeaseID[:len(l.LeaseID)-1], l.LeaseID + "x", strings.ToUpper(l.LeaseID)} {
+	for _, id := range []string{providers.NewLeaseID(), l.LeaseID[:len(l.LeaseID)-1], l.LeaseID + "x", strings.ToUpper(l.LeaseID)} {
 		if id == l.LeaseID {
 			continue
 		}

@@ -258,7 +258,7 @@ func (r row) shownExpiry() time.Time {
 }
 
 // ownedBy reports whether lease id holds the row now.
-func (r row) ownedBy(id string) bool { return r.leaseID == lock.HashLeaseID(id) && r.heldAt() }
+func (r row) ownedBy(id string) bool { return r.leaseID == providers.HashLeaseID(id) && r.heldAt() }
 
 // expiry is the ExpiresAt reported for a lease of ttl written in a
 // transaction that read Spanner's time now and began after start by the
@@ -307,7 +307,7 @@ func (p *Provider) write(tx *spanner.ReadWriteTransaction, l lock.Lease, now tim
 	held := l.LeaseID != ""
 	id := ""
 	if held {
-		id = lock.HashLeaseID(l.LeaseID)
+		id = providers.HashLeaseID(l.LeaseID)
 	}
 	vals := []any{l.Name, l.FencingToken, nullable(id), nullable(l.Owner), nullable(l.Metadata),
 		spanner.NullInt64{Int64: l.TTL.Milliseconds(), Valid: held},
@@ -359,7 +359,7 @@ func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.L
 		}
 		token := r.token + 1
 		if !r.exists {
-			token = lock.TokenBase(r.now) + 1
+			token = providers.TokenBase(r.now) + 1
 		}
 		if token >= lock.MaxFencingToken {
 			return fmt.Errorf("spanner: fencing token of %q exhausted", req.Name)

@@ -6,15 +6,14 @@ import (
 	"net/http"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
-
-	"github.com/hasplock/hasp/api"
 )
 
 // Handler wraps h with OpenTelemetry's HTTP server instrumentation: a
-// server span per request ("POST acquire"), parent of the lock.* spans,
-// continuing the caller's trace from its traceparent header.
-func Handler(h http.Handler) http.Handler {
+// server span per request named by its method and route ("POST acquire",
+// route names the escaped path), parent of the lock.* spans, continuing
+// the caller's trace from its traceparent header.
+func Handler(h http.Handler, route func(escapedPath string) string) http.Handler {
 	return otelhttp.NewHandler(h, "hasp", otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
-		return r.Method + " " + api.RouteName(r.URL.EscapedPath())
+		return r.Method + " " + route(r.URL.EscapedPath())
 	}))
 }

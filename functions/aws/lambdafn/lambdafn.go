@@ -12,7 +12,6 @@ package lambdafn
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -23,66 +22,35 @@ import (
 	"github.com/awslabs/aws-lambda-go-api-proxy/core"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 
-	"github.com/hasplock/hasp/api"
-	"github.com/hasplock/hasp/providers"
+	"github.com/hasplock/hasp/app"
 	_ "github.com/hasplock/hasp/providers/dynamodb" // dynamodb://TABLE
-	"github.com/hasplock/hasp/service"
-	"github.com/hasplock/hasp/telemetry"
-	"github.com/hasplock/hasp/telemetry/tracing"
 )
 
-// Config is the function's configuration.
-type Config struct {
-	// Store is the store URL, from HASP_STORE (e.g. dynamodb://hasp-locks).
-	Store string
-	// LogLevel is the minimum level logged, from HASP_LOG_LEVEL (default
-	// info).
-	LogLevel slog.Level
-}
-
-// ConfigFromEnv reads the configuration from the environment.
-func ConfigFromEnv() Config {
-	c := Config{Store: os.Getenv("HASP_STORE")}
-	_ = c.LogLevel.UnmarshalText([]byte(os.Getenv("HASP_LOG_LEVEL")))
-	return c
-}
-
-// Function is the Lambda handler with its provider, created once per cold
-// start.
+// Function is the Lambda handler over the assembled app, created once per
+// cold start.
 type Function struct {
-	svc     *service.Service
+	app     *app.App
 	adapter *httpadapter.HandlerAdapterV2
-	metrics *telemetry.EMF
-	tracing *tracing.Tracing
-	log     *slog.Logger
 }
 
-// New opens the store and builds the handler.
-func New(ctx context.Context, cfg Config) (*Function, error) {
+// New assembles the app from cfg (app.ConfigFromEnv: HASP_STORE,
+// HASP_LOG_LEVEL) with what is the Lambda's own: JSON logs on standard
+// output carrying the Lambda and API Gateway request ids, metrics as
+// CloudWatch Embedded Metric Format lines (no network call from the
+// function), and a health check remembered for 5 s, since /v1/health is
+// open and each check would otherwise cost a DescribeTable.
+func New(ctx context.Context, cfg app.Config) (*Function, error) {
 	if cfg.Store == "" {
 		return nil, fmt.Errorf("HASP_STORE is not set (e.g. dynamodb://hasp-locks)")
 	}
-	p, err := providers.Open(ctx, cfg.Store)
+	cfg.Logger = slog.New(requestIDs{slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel})})
+	cfg.Metrics = app.MetricsEMF
+	cfg.PingCache = 5 * time.Second
+	a, err := app.New(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	log := slog.New(requestIDs{slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel})})
-	tr, err := tracing.Setup(ctx, "hasp")
-	if errors.Is(err, tracing.ErrNotBuiltIn) {
-		log.Warn("OTEL_* variables ask for traces, but this build has no exporter: rebuild with make build-lambda LAMBDA_TRACING=1")
-	} else if err != nil {
-		return nil, err
-	}
-	// Metrics go to CloudWatch as Embedded Metric Format log lines: no
-	// network call from the function.
-	emf := telemetry.NewEMF(os.Stdout, telemetry.CloudWatchNamespace)
-	// /v1/health is open: a success is remembered for a few seconds, so
-	// probes do not each cost a DescribeTable.
-	svc, h := telemetry.Instrument(p, emf, []service.Option{service.WithPingCache(5 * time.Second)}, api.WithLogger(log))
-	if tr != nil {
-		h = tracing.Handler(h)
-	}
-	return &Function{svc: svc, adapter: httpadapter.NewV2(h), metrics: emf, tracing: tr, log: log}, nil
+	return &Function{app: a, adapter: httpadapter.NewV2(a.Handler())}, nil
 }
 
 // Handle serves one API Gateway HTTP API event.
@@ -98,20 +66,17 @@ func (f *Function) Handle(ctx context.Context, ev events.APIGatewayV2HTTPRequest
 	resp, err := f.adapter.ProxyWithContext(ctx, ev)
 	// The environment may freeze once the invocation returns: write this
 	// invocation's metrics and export its spans now.
-	if ferr := f.metrics.Flush(); ferr != nil {
-		f.log.ErrorContext(ctx, "writing metrics", "error", ferr.Error())
-	}
-	if ferr := f.tracing.Flush(ctx); ferr != nil {
-		f.log.ErrorContext(ctx, "exporting spans", "error", ferr.Error())
+	if ferr := f.app.Flush(ctx); ferr != nil {
+		f.app.Logger().ErrorContext(ctx, "exporting telemetry", "error", ferr.Error())
 	}
 	return resp, err
 }
 
 // Close flushes telemetry and closes the provider.
 func (f *Function) Close() error {
-	_ = f.metrics.Flush()
-	_ = f.tracing.Shutdown(context.Background())
-	return f.svc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return f.app.Close(ctx)
 }
 
 // requestIDs adds the Lambda and API Gateway request ids to every record

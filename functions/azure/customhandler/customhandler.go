@@ -25,9 +25,8 @@ import (
 	"time"
 
 	"github.com/hasplock/hasp/api"
-	"github.com/hasplock/hasp/providers"
+	"github.com/hasplock/hasp/app"
 	_ "github.com/hasplock/hasp/providers/cosmos" // cosmos://DATABASE/CONTAINER
-	"github.com/hasplock/hasp/telemetry/otelsetup"
 )
 
 // Config is the handler's configuration, from the function app's settings.
@@ -35,24 +34,22 @@ type Config struct {
 	// Port is where to listen on 127.0.0.1, from
 	// FUNCTIONS_CUSTOMHANDLER_PORT (set by the Functions host).
 	Port string
-	// Store is the store URL, from HASP_STORE (cosmos://DATABASE/CONTAINER;
-	// the provider reads COSMOS_ENDPOINT and COSMOS_KEY).
-	Store string
-	// LogLevel is the minimum level logged, from HASP_LOG_LEVEL (default
-	// info).
-	LogLevel slog.Level
+	// Config is the app's (app.ConfigFromEnv: HASP_STORE, e.g.
+	// cosmos://DATABASE/CONTAINER, whose provider reads COSMOS_ENDPOINT and
+	// COSMOS_KEY; HASP_LOG_LEVEL).
+	app.Config
 }
 
 // ConfigFromEnv reads the configuration from the environment.
-func ConfigFromEnv() Config {
-	c := Config{Port: os.Getenv("FUNCTIONS_CUSTOMHANDLER_PORT"), Store: os.Getenv("HASP_STORE")}
-	_ = c.LogLevel.UnmarshalText([]byte(os.Getenv("HASP_LOG_LEVEL")))
-	return c
+func ConfigFromEnv() (Config, error) {
+	c, err := app.ConfigFromEnv()
+	return Config{Port: os.Getenv("FUNCTIONS_CUSTOMHANDLER_PORT"), Config: c}, err
 }
 
-// Run opens the store, listens on 127.0.0.1:cfg.Port and serves API v1
-// until ctx ends, then shuts down gracefully. Logs are JSON lines on w
-// (the Functions host collects the handler's output).
+// Run assembles the app (logs as JSON lines on w, which the Functions host
+// collects; metrics and traces over OTLP when the OTEL_* app settings ask),
+// listens on 127.0.0.1:cfg.Port and serves API v1 until ctx ends, then
+// shuts down gracefully (app.ShutdownGrace).
 func Run(ctx context.Context, cfg Config, w io.Writer) error {
 	if cfg.Port == "" {
 		return errors.New("FUNCTIONS_CUSTOMHANDLER_PORT is not set (the Functions host sets it)")
@@ -60,34 +57,25 @@ func Run(ctx context.Context, cfg Config, w io.Writer) error {
 	if cfg.Store == "" {
 		return errors.New("HASP_STORE is not set (e.g. cosmos://hasp/locks)")
 	}
-	log := slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	// Traces and metrics over OTLP when the OTEL_* app settings ask.
-	tel, err := otelsetup.Setup(ctx, "hasp")
+	cfg.Logger = slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	cfg.Metrics = app.MetricsOTLP
+	a, err := app.New(ctx, cfg.Config)
 	if err != nil {
 		return err
 	}
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = tel.Shutdown(sctx)
+		_ = a.Close(sctx)
 	}()
-	p, err := providers.Open(ctx, cfg.Store)
-	if err != nil {
-		return err
-	}
-	defer p.Close()
 	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", cfg.Port))
 	if err != nil {
 		return err
 	}
-	srv := api.NewServer(WithoutFunctionKey(tel.Handler(p, api.WithLogger(log))))
-	log.Info("hasp custom handler listening", "url", "http://"+ln.Addr().String(), "provider", p.Name(), "store", cfg.Store)
-	return api.Serve(ctx, srv, ln, ShutdownGrace)
+	srv := api.NewServer(WithoutFunctionKey(a.Handler()))
+	a.Logger().Info("hasp custom handler listening", "url", "http://"+ln.Addr().String(), "provider", a.Provider(), "store", cfg.Store)
+	return api.Serve(ctx, srv, ln, app.ShutdownGrace)
 }
-
-// ShutdownGrace is how long requests in flight may finish when the host
-// stops the handler (SIGTERM): longer than MaxWait plus a backend call.
-const ShutdownGrace = 25 * time.Second
 
 // WithoutFunctionKey removes every "code" parameter from the query string
 // (the function key, already checked by the Functions host) and passes the

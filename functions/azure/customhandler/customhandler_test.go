@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hasplock/hasp/api/apitest"
+	"github.com/hasplock/hasp/app"
 	"github.com/hasplock/hasp/functions/azure/customhandler"
 	"github.com/hasplock/hasp/local/launch"
 	"github.com/hasplock/hasp/providers/cosmos"
@@ -93,10 +94,10 @@ func TestConfig(t *testing.T) {
 		cfg  customhandler.Config
 		want string
 	}{
-		{customhandler.Config{Store: "memory:"}, "FUNCTIONS_CUSTOMHANDLER_PORT is not set"},
+		{customhandler.Config{Config: app.Config{Store: "memory:"}}, "FUNCTIONS_CUSTOMHANDLER_PORT is not set"},
 		{customhandler.Config{Port: "0"}, "HASP_STORE is not set"},
-		{customhandler.Config{Port: "0", Store: "nosuch://x"}, "unknown store scheme"},
-		{customhandler.Config{Port: "0", Store: "cosmos://hasp/locks"}, "COSMOS_ENDPOINT is not set"},
+		{customhandler.Config{Port: "0", Config: app.Config{Store: "nosuch://x"}}, "unknown store scheme"},
+		{customhandler.Config{Port: "0", Config: app.Config{Store: "cosmos://hasp/locks"}}, "COSMOS_ENDPOINT is not set"},
 	}
 	t.Setenv(cosmos.EnvEndpoint, "")
 	for _, tt := range tests {
