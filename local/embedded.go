@@ -147,6 +147,9 @@ func (e *Embedded) ClientURL() string {
 // DefaultDataDir): an etcd provider over an in-process etcd that the
 // provider owns and stops on Close.
 func OpenEmbedded(ctx context.Context, u *url.URL) (providers.Provider, error) {
+	if err := providers.CheckParams(u); err != nil {
+		return nil, err
+	}
 	dir := u.Opaque
 	if dir == "" {
 		dir = u.Path

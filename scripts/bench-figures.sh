@@ -16,7 +16,7 @@ kill $SP; wait $SP 2>/dev/null || true
 python3 local/launch/scripts/moto_serial.py 127.0.0.1 18091 >/dev/null 2>&1 & MP=$!
 sleep 4
 export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:18091
-$B dynamodb create-table bench >/dev/null
+$B store init --store dynamodb://bench >/dev/null
 echo "## DynamoDB (moto), uncontended"; $B bench --store dynamodb://bench --workers 1 --names 1 --hold 0 --duration 10s
 echo "## DynamoDB (moto), 4 on 1 name, hold 5ms"; $B bench --store dynamodb://bench --workers 4 --names 1 --hold 5ms --duration 10s
 kill $MP

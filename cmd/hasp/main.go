@@ -55,7 +55,7 @@ default http://127.0.0.1:8080).
 		f.register(c)
 		root.AddCommand(c)
 	}
-	root.AddCommand(newServe(), newDynamoDB(), newSpanner(), newCosmos())
+	root.AddCommand(newServe(), newStoreCmd(), newDynamoDB(), newSpanner(), newCosmos())
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	return root
 }

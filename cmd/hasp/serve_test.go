@@ -111,10 +111,24 @@ func TestServeLogsNoLeaseID(t *testing.T) {
 	}
 }
 
+// TestServeBadStore: a store URL that cannot be opened, including a
+// misspelt parameter of any store, stops hasp serve with a clear message.
 func TestServeBadStore(t *testing.T) {
-	out, err := exec.Command(launch.HaspBinary(t), "serve", "--store", "nosuch://x").CombinedOutput()
-	require.Error(t, err)
-	assert.Contains(t, string(out), "unknown store scheme")
+	for store, want := range map[string]string{
+		"nosuch://x":                    "unknown store scheme",
+		"dynamodb://locks?clenaup=720h": `unknown parameter "clenaup" (allowed: cleanup)`,
+		"spanner://projects/p/instances/i/databases/d?tabel=t": `unknown parameter "tabel" (allowed: table)`,
+		"cosmos://hasp/locks?x=1":                              `unknown parameter "x" (allowed: none)`,
+		"etcd://127.0.0.1:1?prefx=a":                           `unknown parameter "prefx"`,
+		"memory:?x=1":                                          `unknown parameter "x"`,
+		"embedded:./d?fsync=off":                               `unknown parameter "fsync"`,
+	} {
+		t.Run(store, func(t *testing.T) {
+			out, err := exec.Command(launch.HaspBinary(t), "serve", "--store", store, "--listen", "127.0.0.1:0").CombinedOutput()
+			require.Error(t, err)
+			assert.Contains(t, string(out), want)
+		})
+	}
 }
 
 // TestServeDynamoDB: hasp serve --store dynamodb://locks against moto passes
@@ -122,11 +136,13 @@ func TestServeBadStore(t *testing.T) {
 func TestServeDynamoDB(t *testing.T) {
 	moto := launch.Moto(t)
 	env := []string{"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_ENDPOINT_URL_DYNAMODB=" + moto}
-	cmd := exec.Command(launch.HaspBinary(t), "dynamodb", "create-table", "locks")
-	cmd.Env = append(cmd.Environ(), env...)
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	assert.Contains(t, string(out), "table locks is active")
+	for _, args := range [][]string{{"store", "init", "--store", "dynamodb://locks"}, {"dynamodb", "create-table", "locks"}} {
+		cmd := exec.Command(launch.HaspBinary(t), args...)
+		cmd.Env = append(cmd.Environ(), env...)
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		assert.Contains(t, string(out), "store dynamodb://locks (dynamodb) is ready", "the old command is an alias")
+	}
 	s := startServe(t, env, "--store", "dynamodb://locks")
 	apitest.Run(t, apitest.Target{BaseURL: s.URL, Provider: "dynamodb", Contenders: 12, Rounds: 8})
 }
@@ -138,12 +154,13 @@ func TestServeSpanner(t *testing.T) {
 	e := launch.Spanner(t)
 	env := []string{"SPANNER_EMULATOR_HOST=" + e.Addr}
 	store := "spanner://projects/local/instances/hasp/databases/locks"
-	for _, want := range []string{"created", "already exists"} {
-		cmd := exec.Command(launch.HaspBinary(t), "spanner", "create-schema", store)
+	// Twice: what exists is left as it is. The old command is an alias.
+	for _, args := range [][]string{{"store", "init", "--store", store}, {"spanner", "create-schema", store}} {
+		cmd := exec.Command(launch.HaspBinary(t), args...)
 		cmd.Env = append(cmd.Environ(), env...)
 		out, err := cmd.CombinedOutput()
 		require.NoError(t, err, "%s", out)
-		assert.Contains(t, string(out), "table hasp_locks in projects/local/instances/hasp/databases/locks "+want)
+		assert.Contains(t, string(out), "store "+store+" (spanner) is ready")
 	}
 	s := startServe(t, env, "--store", store)
 	apitest.Run(t, apitest.Target{BaseURL: s.URL, Provider: "spanner", Contenders: 12, Rounds: 8})
@@ -154,18 +171,20 @@ func TestServeSpanner(t *testing.T) {
 // black-box check as the embedded default.
 func TestServeCosmos(t *testing.T) {
 	e := launch.Cosmos(t)
-	cmd := exec.Command(launch.HaspBinary(t), "cosmos", "create-container", "hasp", "locks")
-	cmd.Env = append(cmd.Environ(), e.Env()...)
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	assert.Contains(t, string(out), "container hasp/locks is ready")
+	for _, args := range [][]string{{"cosmos", "create-container", "hasp", "locks"}, {"store", "init", "--store", "cosmos://hasp/locks"}} {
+		cmd := exec.Command(launch.HaspBinary(t), args...)
+		cmd.Env = append(cmd.Environ(), e.Env()...)
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		assert.Contains(t, string(out), "store cosmos://hasp/locks (cosmos) is ready")
+	}
 	s := startServe(t, e.Env(), "--store", "cosmos://hasp/locks")
 	apitest.Run(t, apitest.Target{BaseURL: s.URL, Provider: "cosmos", Contenders: 12, Rounds: 8})
 }
 
-// TestCosmosCreateContainerErrors: wrong arguments are a usage error; a
-// missing endpoint says which variable to set.
-func TestCosmosCreateContainerErrors(t *testing.T) {
+// TestStoreInitErrors: wrong arguments are a usage error; a missing
+// endpoint says which variable to set; a store with nothing to create says so.
+func TestStoreInitErrors(t *testing.T) {
 	tests := []struct {
 		args []string
 		env  []string
@@ -175,16 +194,23 @@ func TestCosmosCreateContainerErrors(t *testing.T) {
 		{[]string{"cosmos", "create-container", "hasp"}, nil, exitUsage, "accepts 2 arg(s)"},
 		{[]string{"cosmos", "create-container", "hasp", "locks", "extra"}, nil, exitUsage, "accepts 2 arg(s)"},
 		{[]string{"cosmos", "create-container", "hasp", "locks"}, []string{"COSMOS_ENDPOINT="}, exitError, "COSMOS_ENDPOINT is not set"},
+		{[]string{"store", "init", "--store", "cosmos://hasp/locks"}, []string{"COSMOS_ENDPOINT="}, exitError, "COSMOS_ENDPOINT is not set"},
+		{[]string{"store", "init"}, []string{"HASP_STORE="}, exitUsage, "--store (or HASP_STORE) is required"},
+		{[]string{"store", "init", "--store", "memory:"}, nil, -1, "store memory: (memory) needs no set-up"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			cmd := exec.Command(launch.HaspBinary(t), tt.args...)
 			cmd.Env = append(cmd.Environ(), tt.env...)
 			out, err := cmd.CombinedOutput()
+			assert.Contains(t, string(out), tt.want)
+			if tt.code < 0 {
+				require.NoError(t, err)
+				return
+			}
 			var ee *exec.ExitError
 			require.ErrorAs(t, err, &ee)
 			assert.Equal(t, tt.code, ee.ExitCode())
-			assert.Contains(t, string(out), tt.want)
 		})
 	}
 }

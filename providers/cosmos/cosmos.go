@@ -3,8 +3,8 @@
 //
 // # Container and documents
 //
-// The container is partitioned on /id (see CreateContainer, `hasp cosmos
-// create-container DATABASE CONTAINER`). A lock's document id is its name
+// The container is partitioned on /id (see CreateContainer, `hasp store
+// init --store cosmos://DATABASE/CONTAINER`). A lock's document id is its name
 // in unpadded base64url (RFC 4648 §5): Cosmos DB ids may not contain '/',
 // '\', '?' or '#', and lock names may contain '/'; base64url uses only
 // A-Z a-z 0-9 - _, is one-to-one, and a 255-byte name becomes at most 340
@@ -124,8 +124,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -135,33 +133,6 @@ import (
 	"github.com/hasplock/hasp/lock"
 	"github.com/hasplock/hasp/providers"
 )
-
-func init() {
-	providers.Register("cosmos", Open)
-}
-
-// Open opens the provider for "cosmos://DATABASE/CONTAINER", with the
-// endpoint and credentials from the environment (see ConfigFromEnv).
-func Open(ctx context.Context, u *url.URL) (providers.Provider, error) {
-	db, container, err := parseStore(u)
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := ConfigFromEnv(db, container)
-	if err != nil {
-		return nil, err
-	}
-	return New(cfg)
-}
-
-// parseStore splits "cosmos://DATABASE/CONTAINER".
-func parseStore(u *url.URL) (database, container string, err error) {
-	container = strings.TrimPrefix(u.Path, "/")
-	if u.Host == "" || container == "" || strings.Contains(container, "/") || u.RawQuery != "" || u.User != nil {
-		return "", "", fmt.Errorf("cosmos: store URL %q: want cosmos://DATABASE/CONTAINER", u.Redacted())
-	}
-	return u.Host, container, nil
-}
 
 // DefaultVersionCache is how many names' last-seen document versions a
 // provider remembers by default.
@@ -174,6 +145,7 @@ const maxAttempts = 10
 // Provider stores leases in one Cosmos DB container.
 type Provider struct {
 	client    *azcosmos.Client // owned: closed by Close
+	cfg       Config
 	container *azcosmos.ContainerClient
 	clock     lock.Clock
 	versions  *versionCache
@@ -210,7 +182,7 @@ func New(cfg Config, opts ...Option) (*Provider, error) {
 		client.Close()
 		return nil, fmt.Errorf("cosmos: %w", err)
 	}
-	p := &Provider{client: client, container: container, clock: lock.SystemClock{}, versions: newVersionCache(DefaultVersionCache), requests: requests}
+	p := &Provider{client: client, cfg: cfg, container: container, clock: lock.SystemClock{}, versions: newVersionCache(DefaultVersionCache), requests: requests}
 	for _, o := range opts {
 		o(p)
 	}
@@ -224,6 +196,13 @@ func (p *Provider) Name() string { return "cosmos" }
 // to Cosmos DB, including the SDK's retries and its account metadata
 // reads.
 func (p *Provider) BackendRequests() int64 { return p.requests.Load() }
+
+var _ providers.Provisioner = (*Provider)(nil)
+
+// Provision implements providers.Provisioner (`hasp store init`): the
+// database and the container partitioned on /id, if missing
+// (CreateContainer).
+func (p *Provider) Provision(ctx context.Context) error { return CreateContainer(ctx, p.cfg) }
 
 // Close implements providers.Provider.
 func (p *Provider) Close() error {
@@ -546,7 +525,7 @@ const pingID = "hasp.ping"
 // checkPartitionKey requires the partition key path /id.
 func checkPartitionKey(container string, pk azcosmos.PartitionKeyDefinition) error {
 	if len(pk.Paths) != 1 || pk.Paths[0] != "/id" {
-		return fmt.Errorf("cosmos: container %s is partitioned on %v; hasp needs /id (create it with `hasp cosmos create-container`)", container, pk.Paths)
+		return fmt.Errorf("cosmos: container %s is partitioned on %v; hasp needs /id (create it with `hasp store init --store cosmos://DATABASE/CONTAINER`)", container, pk.Paths)
 	}
 	return nil
 }

@@ -2,7 +2,7 @@
 // exactly one conditional write per acquire, renew and release.
 //
 // Table: partition key "pk" (string), nothing else required; see
-// CreateTable (`hasp dynamodb create-table TABLE`). One item per lock name:
+// CreateTable (`hasp store init --store dynamodb://TABLE`). One item per lock name:
 //
 //		pk        the lock's name
 //		token     the fencing counter (N): the last token issued for the name
@@ -46,7 +46,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -63,30 +62,6 @@ import (
 	"github.com/hasplock/hasp/providers"
 )
 
-func init() {
-	providers.Register("dynamodb", Open)
-}
-
-// Open opens the provider for "dynamodb://TABLE[?cleanup=DURATION]".
-func Open(ctx context.Context, u *url.URL) (providers.Provider, error) {
-	if u.Host == "" {
-		return nil, fmt.Errorf("dynamodb: store URL %q names no table (dynamodb://TABLE)", u.Redacted())
-	}
-	var opts []Option
-	if c := u.Query().Get("cleanup"); c != "" {
-		d, err := time.ParseDuration(c)
-		if err != nil {
-			return nil, fmt.Errorf("dynamodb: cleanup=%q: %w", c, err)
-		}
-		opts = append(opts, WithCleanup(d))
-	}
-	cfg, err := loadConfig(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("dynamodb: AWS configuration: %w", err)
-	}
-	return New(dynamodb.NewFromConfig(cfg), u.Host, opts...)
-}
-
 // Provider stores leases in one DynamoDB table.
 type Provider struct {
 	db      *dynamodb.Client
@@ -99,7 +74,16 @@ type Provider struct {
 var (
 	_ providers.Provider       = (*Provider)(nil)
 	_ providers.RequestCounter = (*Provider)(nil)
+	_ providers.Provisioner    = (*Provider)(nil)
 )
+
+// Provision implements providers.Provisioner (`hasp store init`): it
+// creates the table (CreateTable), with DynamoDB TTL on "gc" when the
+// provider cleans up (WithCleanup, ?cleanup=), and waits until it is
+// active. An existing table is left as it is.
+func (p *Provider) Provision(ctx context.Context) error {
+	return CreateTable(ctx, p.db, p.table, p.cleanup != 0)
+}
 
 // BackendRequests implements providers.RequestCounter: DynamoDB API calls
 // made by lock operations (each may be retried by the SDK on throttling).

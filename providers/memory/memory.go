@@ -10,22 +10,12 @@ import (
 	"context"
 	"crypto/subtle"
 	"fmt"
-	"net/url"
 	"sync"
 	"time"
 
 	"github.com/hasplock/hasp/lock"
 	"github.com/hasplock/hasp/providers"
 )
-
-func init() {
-	providers.Register("memory", func(ctx context.Context, u *url.URL) (providers.Provider, error) {
-		if u.Opaque != "" || u.Host != "" || (u.Path != "" && u.Path != "/") {
-			return nil, fmt.Errorf("memory: store URL takes no address: %q", u.String())
-		}
-		return New(), nil
-	})
-}
 
 // Provider keeps leases in memory. Its fencing counters survive releases
 // and expiries, but not the process. Expiry is judged by its Clock.

@@ -3,10 +3,13 @@ package spanner
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 
 	database "cloud.google.com/go/spanner/admin/database/apiv1"
 	"cloud.google.com/go/spanner/admin/database/apiv1/databasepb"
+	instance "cloud.google.com/go/spanner/admin/instance/apiv1"
+	"cloud.google.com/go/spanner/admin/instance/apiv1/instancepb"
 	"google.golang.org/api/option"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -81,4 +84,49 @@ func CreateDatabase(ctx context.Context, db string, opts ...option.ClientOption)
 		return fmt.Errorf("spanner: create database %s: %w", db, err)
 	}
 	return nil
+}
+
+// CreateEmulatorInstance creates inst ("projects/P/instances/I") with the
+// Cloud Spanner emulator's instance configuration, unless it exists: for
+// local development on the emulator only.
+func CreateEmulatorInstance(ctx context.Context, inst string, opts ...option.ClientOption) error {
+	project, id, ok := strings.Cut(strings.TrimPrefix(inst, "projects/"), "/instances/")
+	if !ok || !strings.HasPrefix(inst, "projects/") {
+		return fmt.Errorf("spanner: %q is not projects/P/instances/I", inst)
+	}
+	ic, err := instance.NewInstanceAdminClient(ctx, opts...)
+	if err != nil {
+		return err
+	}
+	defer ic.Close()
+	op, err := ic.CreateInstance(ctx, &instancepb.CreateInstanceRequest{
+		Parent:     "projects/" + project,
+		InstanceId: id,
+		Instance:   &instancepb.Instance{Config: "projects/" + project + "/instanceConfigs/emulator-config", DisplayName: id, NodeCount: 1},
+	})
+	if err == nil {
+		_, err = op.Wait(ctx)
+	}
+	if err != nil && status.Code(err) != codes.AlreadyExists {
+		return fmt.Errorf("spanner: create instance %s: %w", inst, err)
+	}
+	return nil
+}
+
+// Provision implements providers.Provisioner (`hasp store init`): on the
+// emulator (SPANNER_EMULATOR_HOST) it creates the instance, and it creates
+// the database, then the lock table, each only if missing. On Cloud
+// Spanner the instance must exist, and creating a database needs
+// spanner.databases.create.
+func (p *Provider) Provision(ctx context.Context) error {
+	if os.Getenv("SPANNER_EMULATOR_HOST") != "" {
+		if err := CreateEmulatorInstance(ctx, p.database[:strings.LastIndex(p.database, "/databases/")], p.clientOp...); err != nil {
+			return err
+		}
+	}
+	if err := CreateDatabase(ctx, p.database, p.clientOp...); err != nil {
+		return err
+	}
+	_, err := CreateSchema(ctx, p.database, p.table, p.clientOp...)
+	return err
 }

@@ -3,7 +3,7 @@
 // judged by Spanner's own clock, so the clocks of the functions that call
 // it do not matter.
 //
-// Table (DDL below, applied by CreateSchema or `hasp spanner create-schema`):
+// Table (DDL below, applied by CreateSchema or `hasp store init --store spanner://...`):
 // one row per lock name, kept after release so that its counter stays:
 //
 //	name        the lock's name (primary key)
@@ -64,7 +64,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net/url"
 	"os"
 	"regexp"
 	"sync/atomic"
@@ -81,10 +80,6 @@ import (
 	"github.com/hasplock/hasp/providers"
 )
 
-func init() {
-	providers.Register("spanner", Open)
-}
-
 // DefaultTable is the table's name when none is given.
 const DefaultTable = "hasp_locks"
 
@@ -92,48 +87,6 @@ var (
 	databaseRE = regexp.MustCompile(`^projects/([^/]+)/instances/([^/]+)/databases/([^/]+)$`)
 	tableRE    = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,127}$`)
 )
-
-// Store is a parsed store URL
-// "spanner://projects/P/instances/I/databases/D[?table=T]".
-type Store struct {
-	Project, Instance, Database string
-	// Table is the lock table (DefaultTable unless ?table= says).
-	Table string
-}
-
-// Name is the database's name, "projects/P/instances/I/databases/D".
-func (s Store) Name() string {
-	return "projects/" + s.Project + "/instances/" + s.Instance + "/databases/" + s.Database
-}
-
-// ParseStore parses a spanner:// store URL.
-func ParseStore(u *url.URL) (Store, error) {
-	m := databaseRE.FindStringSubmatch(u.Host + u.Path)
-	if u.Scheme != "spanner" || m == nil {
-		return Store{}, fmt.Errorf("spanner: store URL %q must be spanner://projects/P/instances/I/databases/D[?table=T]", u.Redacted())
-	}
-	s := Store{Project: m[1], Instance: m[2], Database: m[3], Table: DefaultTable}
-	if t := u.Query().Get("table"); t != "" {
-		s.Table = t
-	}
-	if !tableRE.MatchString(s.Table) {
-		return Store{}, fmt.Errorf("spanner: bad table name %q", s.Table)
-	}
-	return s, nil
-}
-
-// Open opens the provider for
-// "spanner://projects/P/instances/I/databases/D[?table=T]".
-func Open(ctx context.Context, u *url.URL) (providers.Provider, error) {
-	s, err := ParseStore(u)
-	if err != nil {
-		return nil, err
-	}
-	if os.Getenv("SPANNER_EMULATOR_HOST") != "" {
-		EmulatorCompat()
-	}
-	return New(ctx, s.Name(), WithTable(s.Table))
-}
 
 // EmulatorCompat turns off multiplexed sessions (unless the environment
 // already says otherwise): the Cloud Spanner emulator 1.5 rejects
@@ -152,6 +105,7 @@ func EmulatorCompat() {
 // Provider stores leases in one Spanner table.
 type Provider struct {
 	client   *spanner.Client
+	database string
 	table    string
 	clientOp []option.ClientOption
 	clock    lock.Clock
@@ -163,6 +117,7 @@ type Provider struct {
 var (
 	_ providers.Provider       = (*Provider)(nil)
 	_ providers.RequestCounter = (*Provider)(nil)
+	_ providers.Provisioner    = (*Provider)(nil)
 )
 
 // Option configures a Provider.
@@ -213,7 +168,7 @@ func New(ctx context.Context, database string, opts ...Option) (*Provider, error
 	if err != nil {
 		return nil, fmt.Errorf("spanner: connect %s: %w", database, err)
 	}
-	p.client = c
+	p.client, p.database = c, database
 	p.qRow = `SELECT CURRENT_TIMESTAMP(), l.token, l.lease_id, l.owner, l.metadata, l.ttl_ms, l.expires_at, l.shown_expires_at
 FROM (SELECT 1) AS one LEFT JOIN ` + p.table + ` AS l ON l.name = @name`
 	return p, nil
