@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/hasplock/hasp/telemetry"
+	"github.com/hasplock/hasp/telemetry/catalog"
 )
 
 // emfSink writes CloudWatch Embedded Metric Format lines.
@@ -16,7 +17,7 @@ func newEMF(cfg Config) sink {
 	if out == nil {
 		out = os.Stdout
 	}
-	return emfSink{telemetry.NewEMF(out, telemetry.CloudWatchNamespace)}
+	return emfSink{telemetry.NewEMF(out, catalog.CloudWatchNamespace)}
 }
 
 func (s emfSink) flush(context.Context) error    { return s.Flush() }

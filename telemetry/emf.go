@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/hasplock/hasp/telemetry/catalog"
 )
 
 // EMF is a Sink that writes CloudWatch Embedded Metric Format: JSON log
@@ -27,13 +29,9 @@ type EMF struct {
 type emfGroup struct {
 	dims    []string          // dimension names, in order
 	values  map[string]string // dimension values
-	metrics []Metric          // in order of first observation
+	metrics []catalog.Metric  // in order of first observation
 	data    map[string][]float64
 }
-
-// CloudWatchNamespace is the CloudWatch namespace of hasp's metrics (the
-// CDK stack's dashboard reads it).
-const CloudWatchNamespace = "hasp"
 
 // NewEMF returns an EMF sink writing to w under namespace (CloudWatch's
 // metric namespace, "hasp" in the CDK stack).
@@ -48,7 +46,7 @@ const (
 	emfReplace        // gauges
 )
 
-func (e *EMF) record(m Metric, v float64, mode int, labels []string) {
+func (e *EMF) record(m catalog.Metric, v float64, mode int, labels []string) {
 	values := map[string]string{}
 	key := ""
 	for _, d := range m.Dimensions {
@@ -82,17 +80,20 @@ func (e *EMF) record(m Metric, v float64, mode int, labels []string) {
 }
 
 // Add implements Sink: counters are summed until Flush.
-func (e *EMF) Add(m Metric, v float64, labels ...string) { e.record(m, v, emfSum, labels) }
+func (e *EMF) Add(m catalog.Metric, v float64, labels ...string) { e.record(m, v, emfSum, labels) }
 
 // Observe implements Sink: every value is kept until Flush.
-func (e *EMF) Observe(m Metric, v float64, labels ...string) { e.record(m, v, emfAppend, labels) }
+func (e *EMF) Observe(m catalog.Metric, v float64, labels ...string) {
+	e.record(m, v, emfAppend, labels)
+}
 
 // Set implements Sink: the last value before Flush is written.
-func (e *EMF) Set(m Metric, v float64) { e.record(m, v, emfReplace, nil) }
+func (e *EMF) Set(m catalog.Metric, v float64) { e.record(m, v, emfReplace, nil) }
 
-func (k Kind) unit() string {
+// unit is the CloudWatch unit of a metric of kind k.
+func unit(k catalog.Kind) string {
 	switch k {
-	case Histogram:
+	case catalog.Histogram:
 		return "Seconds"
 	default:
 		return "Count"
@@ -122,7 +123,7 @@ func (e *EMF) Flush() error {
 		defs := make([]metricDef, 0, len(g.metrics))
 		line := map[string]any{}
 		for _, m := range g.metrics {
-			defs = append(defs, metricDef{Name: m.Name, Unit: m.Kind.unit()})
+			defs = append(defs, metricDef{Name: m.Name, Unit: unit(m.Kind)})
 			if vs := g.data[m.Name]; len(vs) == 1 {
 				line[m.Name] = vs[0]
 			} else {

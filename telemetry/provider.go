@@ -12,6 +12,7 @@ import (
 
 	"github.com/hasplock/hasp/lock"
 	"github.com/hasplock/hasp/providers"
+	"github.com/hasplock/hasp/telemetry/catalog"
 )
 
 var tracer = otel.Tracer("github.com/hasplock/hasp/telemetry")
@@ -65,8 +66,8 @@ func (p *instrumented) observe(ctx context.Context, op string, f func(ctx contex
 		span.SetStatus(codes.Error, "backend error")
 	}
 	span.End()
-	p.r.sink.Add(BackendRequestsTotal, 1, p.name, op, result)
-	p.r.sink.Observe(BackendRequestDuration, time.Since(start).Seconds(), p.name, op)
+	p.r.sink.Add(catalog.BackendRequestsTotal, 1, p.name, op, result)
+	p.r.sink.Observe(catalog.BackendRequestDuration, time.Since(start).Seconds(), p.name, op)
 	return err
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hasplock/hasp/lock"
 	"github.com/hasplock/hasp/providers"
+	"github.com/hasplock/hasp/telemetry/catalog"
 )
 
 // Recorder turns the service's operations, backend calls and HTTP
@@ -33,14 +34,14 @@ const MaxTracked = 1 << 20
 
 // gaugeFuncer is a Sink that reads gauges when it is scraped.
 type gaugeFuncer interface {
-	GaugeFunc(m Metric, f func() float64)
+	GaugeFunc(m catalog.Metric, f func() float64)
 }
 
 // NewRecorder returns a Recorder writing to sink.
 func NewRecorder(sink Sink) *Recorder {
 	r := &Recorder{sink: sink, active: map[uint64]time.Time{}, now: time.Now}
 	if g, ok := sink.(gaugeFuncer); ok {
-		g.GaugeFunc(ActiveCount, func() float64 { return float64(r.Active()) })
+		g.GaugeFunc(catalog.ActiveCount, func() float64 { return float64(r.Active()) })
 	}
 	return r
 }
@@ -79,16 +80,16 @@ func (r *Recorder) track(id string, exp time.Time, live bool) {
 		delete(r.active, key)
 	}
 	// Under the lock, so that gauges never go back to an older count.
-	r.sink.Set(ActiveCount, float64(r.activeLocked()))
+	r.sink.Set(catalog.ActiveCount, float64(r.activeLocked()))
 }
 
 // ObserveAcquire implements service.Observer.
 func (r *Recorder) ObserveAcquire(_ context.Context, _ lock.AcquireRequest, l lock.Lease, err error, took time.Duration, contended bool) {
 	res := Result("acquire", err)
-	r.sink.Add(AcquireTotal, 1, res)
-	r.sink.Observe(AcquireDuration, took.Seconds(), res)
+	r.sink.Add(catalog.AcquireTotal, 1, res)
+	r.sink.Observe(catalog.AcquireDuration, took.Seconds(), res)
 	if contended {
-		r.sink.Add(ContendedAcquireTotal, 1)
+		r.sink.Add(catalog.ContendedAcquireTotal, 1)
 	}
 	if err == nil {
 		r.track(l.LeaseID, l.ExpiresAt, true)
@@ -97,12 +98,12 @@ func (r *Recorder) ObserveAcquire(_ context.Context, _ lock.AcquireRequest, l lo
 
 // ObserveRenew implements service.Observer.
 func (r *Recorder) ObserveRenew(_ context.Context, req lock.RenewRequest, l lock.Lease, err error, _ time.Duration) {
-	r.sink.Add(RenewTotal, 1, Result("renew", err))
+	r.sink.Add(catalog.RenewTotal, 1, Result("renew", err))
 	switch {
 	case err == nil:
 		r.track(req.LeaseID, l.ExpiresAt, true)
 	case errors.Is(err, lock.ErrLeaseLost):
-		r.sink.Add(LostTotal, 1)
+		r.sink.Add(catalog.LostTotal, 1)
 		r.track(req.LeaseID, time.Time{}, false)
 	}
 }
@@ -114,17 +115,17 @@ func (r *Recorder) ObserveRenew(_ context.Context, req lock.RenewRequest, l lock
 // between the two instances. Ids that read as older than MaxHold (ids of
 // another format) are not measured.
 func (r *Recorder) ObserveRelease(_ context.Context, req lock.ReleaseRequest, err error, _ time.Duration) {
-	r.sink.Add(ReleaseTotal, 1, Result("release", err))
+	r.sink.Add(catalog.ReleaseTotal, 1, Result("release", err))
 	switch {
 	case err == nil:
 		if at, ok := providers.LeaseIssuedAt(req.LeaseID); ok {
 			if held := r.now().Sub(at); held >= 0 && held <= MaxHold {
-				r.sink.Observe(HoldDuration, held.Seconds())
+				r.sink.Observe(catalog.HoldDuration, held.Seconds())
 			}
 		}
 		r.track(req.LeaseID, time.Time{}, false)
 	case errors.Is(err, lock.ErrLeaseLost):
-		r.sink.Add(LostTotal, 1)
+		r.sink.Add(catalog.LostTotal, 1)
 		r.track(req.LeaseID, time.Time{}, false)
 	}
 }
@@ -133,8 +134,8 @@ func (r *Recorder) ObserveRelease(_ context.Context, req lock.ReleaseRequest, er
 // "renew", "release", "status", "health", or "other"), status code and
 // duration. Pass it to api.WithRequestObserver.
 func (r *Recorder) HTTP(route string, code int, took time.Duration) {
-	r.sink.Add(HTTPRequestsTotal, 1, route, itoa(code))
-	r.sink.Observe(HTTPRequestDuration, took.Seconds(), route)
+	r.sink.Add(catalog.HTTPRequestsTotal, 1, route, itoa(code))
+	r.sink.Observe(catalog.HTTPRequestDuration, took.Seconds(), route)
 }
 
 func itoa(code int) string {

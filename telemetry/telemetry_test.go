@@ -7,9 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +19,7 @@ import (
 	"github.com/hasplock/hasp/providers/memory"
 	"github.com/hasplock/hasp/service"
 	"github.com/hasplock/hasp/telemetry"
+	"github.com/hasplock/hasp/telemetry/catalog"
 	"github.com/hasplock/hasp/telemetry/prom"
 )
 
@@ -90,7 +88,7 @@ func TestPrometheus(t *testing.T) {
 	assert.Contains(t, out, `lock_http_requests_total{code="404",route="other"} 1`)
 	assert.Contains(t, out, `lock_acquire_duration_seconds_count{result="acquired"} 2`)
 	assert.NotContains(t, out, "lease_id")
-	for _, m := range telemetry.Metrics {
+	for _, m := range catalog.Metrics {
 		assert.Contains(t, out, "# TYPE "+m.Name+" ", "every metric is exported")
 	}
 }
@@ -129,7 +127,7 @@ func value(t *testing.T, sink *prom.Prometheus, name string, labels ...string) f
 // same names, under the namespace and dimensions CloudWatch is told.
 func TestEMF(t *testing.T) {
 	var buf bytes.Buffer
-	sink := telemetry.NewEMF(&buf, telemetry.CloudWatchNamespace)
+	sink := telemetry.NewEMF(&buf, catalog.CloudWatchNamespace)
 	workload(t, telemetry.NewRecorder(sink))
 	require.NoError(t, sink.Flush())
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
@@ -164,7 +162,7 @@ func TestEMF(t *testing.T) {
 			byKey[key] = doc
 		}
 	}
-	for _, m := range telemetry.Metrics {
+	for _, m := range catalog.Metrics {
 		assert.True(t, seen[m.Name], "%s is written", m.Name)
 	}
 	assert.Equal(t, 2.0, byKey["lock_acquire_total,acquired"]["lock_acquire_total"])
@@ -178,42 +176,12 @@ func TestEMF(t *testing.T) {
 	assert.Empty(t, buf.String(), "Flush empties the buffer")
 }
 
-func metricByName(t *testing.T, name string) telemetry.Metric {
-	for _, m := range telemetry.Metrics {
+func metricByName(t *testing.T, name string) catalog.Metric {
+	for _, m := range catalog.Metrics {
 		if m.Name == name {
 			return m
 		}
 	}
 	t.Fatalf("unknown metric %s", name)
-	return telemetry.Metric{}
-}
-
-// TestCatalogMatchesInfra: the dashboards and alerts in infra/ (its own
-// module) are checked against infra/metrics' catalog; that catalog must
-// list exactly these metrics, with the same kinds and CloudWatch
-// dimensions, so that what hasp exports is what the dashboards show.
-func TestCatalogMatchesInfra(t *testing.T) {
-	src, err := os.ReadFile(filepath.Join("..", "infra", "metrics", "metrics.go"))
-	require.NoError(t, err)
-	entry := regexp.MustCompile(`\{Name: "([a-z_]+)", Kind: (Counter|Gauge|Histogram)(?s:(.*?))\},?\n`)
-	dims := regexp.MustCompile(`Dimensions: \[\]string\{([^}]*)\}`)
-	kinds := map[string]telemetry.Kind{"Counter": telemetry.Counter, "Gauge": telemetry.Gauge, "Histogram": telemetry.Histogram}
-	infra := map[string]telemetry.Metric{}
-	for _, m := range entry.FindAllStringSubmatch(string(src), -1) {
-		var d []string
-		if dm := dims.FindStringSubmatch(m[3]); dm != nil {
-			for _, x := range strings.Split(dm[1], ",") {
-				d = append(d, strings.Trim(strings.TrimSpace(x), `"`))
-			}
-		}
-		infra[m[1]] = telemetry.Metric{Name: m[1], Kind: kinds[m[2]], Dimensions: d}
-	}
-	require.Len(t, infra, len(telemetry.Metrics), "infra/metrics lists %v", infra)
-	for _, m := range telemetry.Metrics {
-		got, ok := infra[m.Name]
-		if assert.True(t, ok, "infra/metrics lacks %s", m.Name) {
-			assert.Equal(t, m.Kind, got.Kind, m.Name)
-			assert.Equal(t, m.Dimensions, got.Dimensions, m.Name)
-		}
-	}
+	return catalog.Metric{}
 }

@@ -1,6 +1,9 @@
 // Package metrics is the catalog of the metrics hasp exports, the one list
 // that the Prometheus alerts (k8s/), the Grafana dashboard (grafana/) and
-// the CloudWatch dashboard of the CDK stack are checked against.
+// the CloudWatch dashboard of the CDK stack are checked against. Its
+// entries (All, in catalog_gen.go) are generated from the hasp module's
+// telemetry/catalog, the table every front end exports: this module does
+// not depend on the hasp module.
 //
 // `hasp serve` exports them to Prometheus at /metrics; the Lambda function
 // writes the same names in CloudWatch Embedded Metric Format under the
@@ -15,9 +18,6 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 )
-
-// CloudWatchNamespace is the CloudWatch namespace of the Lambda's EMF metrics.
-const CloudWatchNamespace = "hasp"
 
 // Kind is a metric's Prometheus type.
 type Kind int
@@ -41,32 +41,6 @@ type Metric struct {
 	Labels map[string][]string
 	// Dimensions are the CloudWatch dimensions of the EMF metric, in order.
 	Dimensions []string
-}
-
-var (
-	results        = []string{"acquired", "held", "error"}
-	renewResults   = []string{"renewed", "lost", "error"}
-	releaseResults = []string{"released", "lost", "error"}
-	backendOps     = []string{"acquire", "renew", "release", "status", "ping"}
-	backendResults = []string{"ok", "error"}
-)
-
-// All lists every metric hasp exports.
-var All = []Metric{
-	{Name: "lock_acquire_total", Kind: Counter, Labels: map[string][]string{"result": results}, Dimensions: []string{"result"}},
-	{Name: "lock_acquire_duration_seconds", Kind: Histogram, Labels: map[string][]string{"result": results}, Dimensions: []string{"result"}},
-	{Name: "lock_contended_acquire_total", Kind: Counter},
-	{Name: "lock_active_count", Kind: Gauge},
-	{Name: "lock_hold_duration_seconds", Kind: Histogram},
-	{Name: "lock_renew_total", Kind: Counter, Labels: map[string][]string{"result": renewResults}, Dimensions: []string{"result"}},
-	{Name: "lock_release_total", Kind: Counter, Labels: map[string][]string{"result": releaseResults}, Dimensions: []string{"result"}},
-	{Name: "lock_lost_total", Kind: Counter},
-	{Name: "lock_backend_requests_total", Kind: Counter,
-		Labels: map[string][]string{"provider": nil, "op": backendOps, "result": backendResults}, Dimensions: []string{"op", "result"}},
-	{Name: "lock_backend_request_duration_seconds", Kind: Histogram,
-		Labels: map[string][]string{"provider": nil, "op": backendOps}, Dimensions: []string{"op"}},
-	{Name: "lock_http_requests_total", Kind: Counter, Labels: map[string][]string{"route": nil, "code": nil}},
-	{Name: "lock_http_request_duration_seconds", Kind: Histogram, Labels: map[string][]string{"route": nil}},
 }
 
 // TargetLabels are the labels Prometheus adds to every scraped series

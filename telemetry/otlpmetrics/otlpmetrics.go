@@ -19,7 +19,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 
-	"github.com/hasplock/hasp/telemetry"
+	"github.com/hasplock/hasp/telemetry/catalog"
 )
 
 // Enabled reports whether the standard variables ask for OTLP metrics:
@@ -99,10 +99,10 @@ func New(ctx context.Context, r sdkmetric.Reader, service string) (*Sink, error)
 		return nil, fmt.Errorf("otlpmetrics: resource: %w", err)
 	}
 	var views []sdkmetric.View
-	for _, m := range telemetry.Metrics {
-		if m.Kind == telemetry.Histogram {
+	for _, m := range catalog.Metrics {
+		if m.Kind == catalog.Histogram {
 			views = append(views, sdkmetric.NewView(sdkmetric.Instrument{Name: m.Name},
-				sdkmetric.Stream{Aggregation: sdkmetric.AggregationExplicitBucketHistogram{Boundaries: telemetry.DurationBuckets}}))
+				sdkmetric.Stream{Aggregation: sdkmetric.AggregationExplicitBucketHistogram{Boundaries: catalog.DurationBuckets}}))
 		}
 	}
 	s := &Sink{
@@ -112,21 +112,21 @@ func New(ctx context.Context, r sdkmetric.Reader, service string) (*Sink, error)
 		gauges:     map[string]float64{},
 	}
 	meter := s.mp.Meter("github.com/hasplock/hasp/telemetry")
-	for _, m := range telemetry.Metrics {
+	for _, m := range catalog.Metrics {
 		switch m.Kind {
-		case telemetry.Counter:
+		case catalog.Counter:
 			c, err := meter.Float64Counter(m.Name, metric.WithDescription(m.Help))
 			if err != nil {
 				return nil, err
 			}
 			s.counters[m.Name] = c
-		case telemetry.Histogram:
+		case catalog.Histogram:
 			h, err := meter.Float64Histogram(m.Name, metric.WithDescription(m.Help), metric.WithUnit("s"))
 			if err != nil {
 				return nil, err
 			}
 			s.histograms[m.Name] = h
-		case telemetry.Gauge:
+		case catalog.Gauge:
 			name := m.Name
 			if _, err := meter.Float64ObservableGauge(name, metric.WithDescription(m.Help),
 				metric.WithFloat64Callback(func(_ context.Context, o metric.Float64Observer) error {
@@ -145,7 +145,7 @@ func New(ctx context.Context, r sdkmetric.Reader, service string) (*Sink, error)
 	return s, nil
 }
 
-func attrs(m telemetry.Metric, labels []string) metric.MeasurementOption {
+func attrs(m catalog.Metric, labels []string) metric.MeasurementOption {
 	kv := make([]attribute.KeyValue, 0, len(labels))
 	for i, l := range labels {
 		if i < len(m.Labels) {
@@ -156,21 +156,21 @@ func attrs(m telemetry.Metric, labels []string) metric.MeasurementOption {
 }
 
 // Add implements telemetry.Sink.
-func (s *Sink) Add(m telemetry.Metric, v float64, labels ...string) {
+func (s *Sink) Add(m catalog.Metric, v float64, labels ...string) {
 	if c := s.counters[m.Name]; c != nil {
 		c.Add(context.Background(), v, attrs(m, labels))
 	}
 }
 
 // Observe implements telemetry.Sink.
-func (s *Sink) Observe(m telemetry.Metric, v float64, labels ...string) {
+func (s *Sink) Observe(m catalog.Metric, v float64, labels ...string) {
 	if h := s.histograms[m.Name]; h != nil {
 		h.Record(context.Background(), v, attrs(m, labels))
 	}
 }
 
 // Set implements telemetry.Sink.
-func (s *Sink) Set(m telemetry.Metric, v float64) {
+func (s *Sink) Set(m catalog.Metric, v float64) {
 	s.mu.Lock()
 	s.gauges[m.Name] = v
 	s.mu.Unlock()

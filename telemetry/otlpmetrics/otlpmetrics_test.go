@@ -14,6 +14,7 @@ import (
 	"github.com/hasplock/hasp/providers/memory"
 	"github.com/hasplock/hasp/service"
 	"github.com/hasplock/hasp/telemetry"
+	"github.com/hasplock/hasp/telemetry/catalog"
 	"github.com/hasplock/hasp/telemetry/otlpmetrics"
 )
 
@@ -58,7 +59,7 @@ func TestSink(t *testing.T) {
 	require.True(t, ok)
 	require.Len(t, h.DataPoints, 1)
 	assert.Equal(t, uint64(1), h.DataPoints[0].Count)
-	assert.Equal(t, telemetry.DurationBuckets, h.DataPoints[0].Bounds)
+	assert.Equal(t, catalog.DurationBuckets, h.DataPoints[0].Bounds)
 	g, ok := got["lock_active_count"].(metricdata.Gauge[float64])
 	require.True(t, ok)
 	assert.Equal(t, 0.0, g.DataPoints[0].Value)

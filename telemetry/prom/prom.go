@@ -10,7 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/hasplock/hasp/telemetry"
+	"github.com/hasplock/hasp/telemetry/catalog"
 )
 
 // Prometheus is a telemetry.Sink that exports the metrics to Prometheus (client_golang).
@@ -35,28 +35,28 @@ func New() *Prometheus {
 		gauges:     map[string]prometheus.Gauge{},
 	}
 	p.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	for _, m := range telemetry.Metrics {
+	for _, m := range catalog.Metrics {
 		switch m.Kind {
-		case telemetry.Counter:
+		case catalog.Counter:
 			v := prometheus.NewCounterVec(prometheus.CounterOpts{Name: m.Name, Help: m.Help}, m.Labels)
 			p.reg.MustRegister(v)
 			p.counters[m.Name] = v
-		case telemetry.Histogram:
-			v := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: m.Name, Help: m.Help, Buckets: telemetry.DurationBuckets}, m.Labels)
+		case catalog.Histogram:
+			v := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: m.Name, Help: m.Help, Buckets: catalog.DurationBuckets}, m.Labels)
 			p.reg.MustRegister(v)
 			p.histograms[m.Name] = v
 		}
 	}
 	for _, r := range []string{"acquired", "held", "error"} {
-		p.counters[telemetry.AcquireTotal.Name].WithLabelValues(r)
+		p.counters[catalog.AcquireTotal.Name].WithLabelValues(r)
 	}
 	for _, r := range []string{"renewed", "lost", "error"} {
-		p.counters[telemetry.RenewTotal.Name].WithLabelValues(r)
+		p.counters[catalog.RenewTotal.Name].WithLabelValues(r)
 	}
 	for _, r := range []string{"released", "lost", "error"} {
-		p.counters[telemetry.ReleaseTotal.Name].WithLabelValues(r)
+		p.counters[catalog.ReleaseTotal.Name].WithLabelValues(r)
 	}
-	for _, name := range []string{telemetry.ContendedAcquireTotal.Name, telemetry.LostTotal.Name} {
+	for _, name := range []string{catalog.ContendedAcquireTotal.Name, catalog.LostTotal.Name} {
 		p.counters[name].WithLabelValues()
 	}
 	return p
@@ -71,21 +71,21 @@ func (p *Prometheus) Handler() http.Handler {
 }
 
 // Add implements telemetry.Sink.
-func (p *Prometheus) Add(m telemetry.Metric, v float64, labels ...string) {
+func (p *Prometheus) Add(m catalog.Metric, v float64, labels ...string) {
 	if c := p.counters[m.Name]; c != nil {
 		c.WithLabelValues(labels...).Add(v)
 	}
 }
 
 // Observe implements telemetry.Sink.
-func (p *Prometheus) Observe(m telemetry.Metric, v float64, labels ...string) {
+func (p *Prometheus) Observe(m catalog.Metric, v float64, labels ...string) {
 	if h := p.histograms[m.Name]; h != nil {
 		h.WithLabelValues(labels...).Observe(v)
 	}
 }
 
 // Set implements telemetry.Sink. Gauges read at scrape time (GaugeFunc) ignore it.
-func (p *Prometheus) Set(m telemetry.Metric, v float64) {
+func (p *Prometheus) Set(m catalog.Metric, v float64) {
 	p.mu.Lock()
 	g := p.gauges[m.Name]
 	if g == nil {
@@ -100,7 +100,7 @@ func (p *Prometheus) Set(m telemetry.Metric, v float64) {
 }
 
 // GaugeFunc exports gauge m as the value of f at each scrape.
-func (p *Prometheus) GaugeFunc(m telemetry.Metric, f func() float64) {
+func (p *Prometheus) GaugeFunc(m catalog.Metric, f func() float64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.gauges[m.Name] != nil {
