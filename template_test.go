@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
 
-	"github.com/hasplock/hasp/local/launch"
+	"github.com/hasplock/hasp/local/testbed/launch"
 )
 
 // TestTemplateLint runs cfn-lint (on the machine image) over template.yaml.

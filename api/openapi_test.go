@@ -13,7 +13,7 @@ import (
 
 	"github.com/hasplock/hasp/api"
 	"github.com/hasplock/hasp/api/apitest"
-	"github.com/hasplock/hasp/local/launch"
+	"github.com/hasplock/hasp/local/testbed/launch"
 	"github.com/hasplock/hasp/providers/memory"
 	"github.com/hasplock/hasp/service"
 )

@@ -16,7 +16,7 @@ import (
 	awsdb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/hasplock/hasp/local/launch"
+	"github.com/hasplock/hasp/local/testbed/launch"
 	"github.com/hasplock/hasp/lock"
 	"github.com/hasplock/hasp/providers/dynamodb"
 	"github.com/hasplock/hasp/service"

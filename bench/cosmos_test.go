@@ -11,7 +11,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/azcosmos"
 
-	"github.com/hasplock/hasp/local/launch"
+	"github.com/hasplock/hasp/local/testbed/launch"
 	"github.com/hasplock/hasp/lock"
 	"github.com/hasplock/hasp/providers/cosmos"
 	"github.com/hasplock/hasp/service"

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/hasplock/hasp/api"
-	"github.com/hasplock/hasp/local/launch"
-	"github.com/hasplock/hasp/local/spanneremu"
+	"github.com/hasplock/hasp/local/testbed/launch"
+	"github.com/hasplock/hasp/local/testbed/spanneremu"
 	"github.com/hasplock/hasp/providers"
 	"github.com/hasplock/hasp/providers/spanner"
 	"github.com/hasplock/hasp/service"

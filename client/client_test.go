@@ -21,7 +21,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/hasplock/hasp/client"
-	"github.com/hasplock/hasp/local/launch"
+	"github.com/hasplock/hasp/local/testbed/launch"
 	"github.com/hasplock/hasp/lock"
 )
 

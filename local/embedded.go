@@ -1,6 +1,7 @@
 // Package local is "the cloud on one laptop": the embedded single-node etcd
-// that `hasp serve` uses by default (store URL "embedded:PATH"), and
-// launchers that start the local test servers.
+// that `hasp serve` uses by default (store URL "embedded:PATH"), the one
+// production package here. What starts the local emulators and disturbs
+// them for tests is in local/testbed, which production code never imports.
 package local
 
 import (

@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/hasplock/hasp/local/launch"
+	"github.com/hasplock/hasp/local/testbed/launch"
 )
 
 // TestServeTelemetry: after a few operations against hasp serve, /metrics

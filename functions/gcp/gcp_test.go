@@ -16,8 +16,8 @@ import (
 
 	"github.com/hasplock/hasp/api/apitest"
 	"github.com/hasplock/hasp/functions/gcp"
-	"github.com/hasplock/hasp/local/launch"
-	"github.com/hasplock/hasp/local/spanneremu"
+	"github.com/hasplock/hasp/local/testbed/launch"
+	"github.com/hasplock/hasp/local/testbed/spanneremu"
 )
 
 // TestLocal runs the function as `make run-gcp` does: hasp-gcp-local

@@ -20,7 +20,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/hasplock/hasp/local/launch"
+	"github.com/hasplock/hasp/local/testbed/launch"
 	"github.com/hasplock/hasp/lock"
 	"github.com/hasplock/hasp/providers"
 	"github.com/hasplock/hasp/providers/cosmos"

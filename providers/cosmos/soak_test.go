@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/hasplock/hasp/local/faults"
+	"github.com/hasplock/hasp/local/testbed/faults"
 	"github.com/hasplock/hasp/providers/cosmos"
 	"github.com/hasplock/hasp/providers/providertest"
 )

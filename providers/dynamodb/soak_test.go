@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/hasplock/hasp/local/faults"
-	"github.com/hasplock/hasp/local/launch"
+	"github.com/hasplock/hasp/local/testbed/faults"
+	"github.com/hasplock/hasp/local/testbed/launch"
 	"github.com/hasplock/hasp/providers/dynamodb"
 	"github.com/hasplock/hasp/providers/providertest"
 )

@@ -12,8 +12,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hasplock/hasp/local"
-	"github.com/hasplock/hasp/local/faults"
-	"github.com/hasplock/hasp/local/launch"
+	"github.com/hasplock/hasp/local/testbed/faults"
+	"github.com/hasplock/hasp/local/testbed/launch"
 	"github.com/hasplock/hasp/providers/etcd"
 	"github.com/hasplock/hasp/providers/providertest"
 )

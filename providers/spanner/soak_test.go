@@ -8,9 +8,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/hasplock/hasp/local/faults"
-	"github.com/hasplock/hasp/local/launch"
-	"github.com/hasplock/hasp/local/spanneremu"
+	"github.com/hasplock/hasp/local/testbed/faults"
+	"github.com/hasplock/hasp/local/testbed/launch"
+	"github.com/hasplock/hasp/local/testbed/spanneremu"
 	"github.com/hasplock/hasp/providers/providertest"
 	"github.com/hasplock/hasp/providers/spanner"
 )

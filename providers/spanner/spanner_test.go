@@ -13,8 +13,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/hasplock/hasp/local/launch"
-	"github.com/hasplock/hasp/local/spanneremu"
+	"github.com/hasplock/hasp/local/testbed/launch"
+	"github.com/hasplock/hasp/local/testbed/spanneremu"
 	"github.com/hasplock/hasp/lock"
 	"github.com/hasplock/hasp/providers"
 	"github.com/hasplock/hasp/providers/providertest"

@@ -20,7 +20,7 @@ import (
 	"github.com/hasplock/hasp/api/apitest"
 	"github.com/hasplock/hasp/app"
 	"github.com/hasplock/hasp/functions/azure/customhandler"
-	"github.com/hasplock/hasp/local/launch"
+	"github.com/hasplock/hasp/local/testbed/launch"
 	"github.com/hasplock/hasp/providers/cosmos"
 )
 

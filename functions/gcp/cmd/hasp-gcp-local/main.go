@@ -20,7 +20,7 @@ import (
 	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
 
 	"github.com/hasplock/hasp/functions/gcp"
-	"github.com/hasplock/hasp/local/spanneremu"
+	"github.com/hasplock/hasp/local/testbed/spanneremu"
 	"github.com/hasplock/hasp/providers"
 	"github.com/hasplock/hasp/providers/spanner"
 )

@@ -1,6 +1,6 @@
 // Package launch starts the local servers that tests run against: the
-// hasp binary itself (`hasp serve`), built once per test process, and (as
-// providers land) the emulators of the cloud backends. Every server binds
+// hasp binary itself (`hasp serve`), built once per test process, and the
+// emulators of the cloud backends. Every server binds
 // to 127.0.0.1 on a free port and is stopped when its test ends.
 package launch
 

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hasplock/hasp/local/spanneremu"
+	"github.com/hasplock/hasp/local/testbed/spanneremu"
 	spannerp "github.com/hasplock/hasp/providers/spanner"
 )
 

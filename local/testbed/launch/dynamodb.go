@@ -21,7 +21,7 @@ func Moto(t testing.TB) string {
 	Require(t, err == nil, "python3 with moto", "it comes with the machine image")
 	port := FreePort(t)
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	script := filepath.Join(ModuleRoot(t), "local", "launch", "scripts", "moto_serial.py")
+	script := filepath.Join(ModuleRoot(t), "local", "testbed", "launch", "scripts", "moto_serial.py")
 	StartProc(t, "moto", nil, HTTPReady(url+"/moto-api/"), py, script, "127.0.0.1", strconv.Itoa(port))
 	return url
 }

@@ -65,7 +65,7 @@ func Cosmos(t testing.TB) *CosmosEmulator {
 	}
 	port := FreePort(t)
 	e := &CosmosEmulator{Endpoint: fmt.Sprintf("https://127.0.0.1:%d/", port), CertFile: certFile, roots: roots}
-	script := filepath.Join(ModuleRoot(t), "local", "launch", "scripts", "cosmos_server.js")
+	script := filepath.Join(ModuleRoot(t), "local", "testbed", "launch", "scripts", "cosmos_server.js")
 	hc := &http.Client{Transport: e.Transport(), Timeout: time.Second}
 	ready := func() bool {
 		resp, err := hc.Get(e.Endpoint)
