@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -68,7 +69,7 @@ type Config struct {
 	// Metrics picks the metrics sink (default MetricsOff).
 	Metrics Metrics
 	// MetricsOut is where MetricsEMF writes (default standard output).
-	MetricsOut *os.File
+	MetricsOut io.Writer
 	// PingCache lets /v1/health answer from a success this recent (see
 	// service.WithPingCache): for front ends whose health route is open.
 	PingCache time.Duration
