@@ -55,6 +55,17 @@ func (f *clientFlags) register(cmd *cobra.Command) {
 	p.DurationVar(&f.timeout, "timeout", 30*time.Second, "bound on each request beyond any --wait")
 }
 
+// call returns the client and the context of one command's request: the
+// command's own, bounded by the request timeout plus wait.
+func (f *clientFlags) call(cmd *cobra.Command, wait time.Duration) (*client.Client, context.Context, context.CancelFunc, error) {
+	c, err := f.client(cmd.Context())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), wait+f.timeout)
+	return c, ctx, cancel, nil
+}
+
 func (f *clientFlags) client(ctx context.Context) (*client.Client, error) {
 	var opts []client.Option
 	if f.token != "" {
@@ -146,11 +157,10 @@ func newAcquire(f *clientFlags) *cobra.Command {
   LEASE=$(hasp acquire nightly-report --json | jq -r .lease_id)`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client(cmd.Context())
+			c, ctx, cancel, err := f.call(cmd, wait)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), wait+f.timeout)
 			defer cancel()
 			l, err := c.Acquire(ctx, args[0], client.WithTTL(ttl), client.WithWait(wait), client.WithOwner(owner),
 				client.WithMetadata(metadata), client.WithAutoRenew(false))
@@ -180,11 +190,10 @@ func newRenew(f *clientFlags) *cobra.Command {
 		Example: `  hasp renew nightly-report "$LEASE" --ttl 60s`,
 		Args:    usageArgs(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client(cmd.Context())
+			c, ctx, cancel, err := f.call(cmd, 0)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
 			defer cancel()
 			l, err := c.RenewLease(ctx, args[0], args[1], ttl)
 			if err != nil {
@@ -204,11 +213,10 @@ func newRelease(f *clientFlags) *cobra.Command {
 		Example: `  hasp release nightly-report "$LEASE"`,
 		Args:    usageArgs(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client(cmd.Context())
+			c, ctx, cancel, err := f.call(cmd, 0)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
 			defer cancel()
 			if err := c.ReleaseLease(ctx, args[0], args[1]); err != nil {
 				return err
@@ -229,11 +237,10 @@ func newStatus(f *clientFlags) *cobra.Command {
 		Example: `  hasp status nightly-report --json`,
 		Args:    usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client(cmd.Context())
+			c, ctx, cancel, err := f.call(cmd, 0)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
 			defer cancel()
 			st, err := c.Status(ctx, args[0])
 			if err != nil {
