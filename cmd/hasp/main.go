@@ -14,11 +14,8 @@ import (
 	"github.com/spf13/cobra"
 
 	_ "github.com/hasplock/hasp/local" // registers the embedded: store
-	_ "github.com/hasplock/hasp/providers/cosmos"
-	_ "github.com/hasplock/hasp/providers/dynamodb"
 	_ "github.com/hasplock/hasp/providers/etcd"
 	_ "github.com/hasplock/hasp/providers/memory"
-	_ "github.com/hasplock/hasp/providers/spanner"
 )
 
 func main() {
