@@ -1,4 +1,5 @@
 # hasp: the two commands are `make run` and `make test`.
+SHELL    := /bin/bash
 GO       ?= go
 BIN      ?= bin
 FUZZTIME ?= 10s
@@ -47,9 +48,12 @@ test: deps check-tools lint test-go
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./api
 	$(GO) test -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime $(FUZZTIME) ./api
 
+TEST_LOG ?= $(BIN)/test-go.log
 test-go:
-	$(GO) test -count=1 -race -timeout 15m ./...
-	cd infra && $(GO) test -count=1 -timeout 10m ./...
+	@mkdir -p $(BIN)
+	set -o pipefail; $(GO) test -count=1 -race -timeout 15m ./... 2>&1 | tee $(TEST_LOG)
+	set -o pipefail; cd infra && $(GO) test -count=1 -timeout 10m ./... 2>&1 | tee -a ../$(TEST_LOG)
+	@scripts/test-summary.sh $(TEST_LOG)
 
 ## lint: gofmt, go vet, go mod tidy must be clean
 lint:
