@@ -79,16 +79,19 @@ func soak(t *testing.T, url string, setup soakSetup, disturb func(ctx context.Co
 }
 
 func TestSoakMoto(t *testing.T) {
+	t.Parallel() // each soak has its own server
 	soak(t, launch.Moto(t), defaultSoak, nil)
 }
 
 // TestSoakPollingMoto: eight polling instances, the SDK retrying.
 func TestSoakPollingMoto(t *testing.T) {
+	t.Parallel() // each soak has its own server
 	soak(t, launch.Moto(t), pollingSoak, nil)
 }
 
 // TestSoakPollingDynalite: eight polling instances, the SDK retrying.
 func TestSoakPollingDynalite(t *testing.T) {
+	t.Parallel() // each soak has its own server
 	url, _ := launch.Dynalite(t, "")
 	soak(t, url, pollingSoak, nil)
 }
@@ -96,6 +99,7 @@ func TestSoakPollingDynalite(t *testing.T) {
 // TestSoakDynalite also restarts dynalite from its data directory every
 // few seconds.
 func TestSoakDynalite(t *testing.T) {
+	t.Parallel() // each soak has its own server
 	url, proc := launch.Dynalite(t, t.TempDir())
 	soak(t, url, defaultSoak, func(ctx context.Context) {
 		for {
