@@ -441,7 +441,7 @@ func TestOpen(t *testing.T) {
 		{"cosmos://hasp", "https://acct.documents.azure.com:443/", "a2V5", "want cosmos://DATABASE/CONTAINER"},
 		{"cosmos:///locks", "https://acct.documents.azure.com:443/", "a2V5", "want cosmos://DATABASE/CONTAINER"},
 		{"cosmos://hasp/locks/x", "https://acct.documents.azure.com:443/", "a2V5", "want cosmos://DATABASE/CONTAINER"},
-		{"cosmos://hasp/locks?x=1", "https://acct.documents.azure.com:443/", "a2V5", "want cosmos://DATABASE/CONTAINER"},
+		{"cosmos://hasp/locks?x=1", "https://acct.documents.azure.com:443/", "a2V5", `unknown parameter "x" (allowed: none)`},
 		{"cosmos://hasp/locks", "https://acct.documents.azure.com:443/", "not base64!", "account key"},
 	}
 	for _, tt := range tests {
