@@ -59,6 +59,7 @@ import (
 
 	"github.com/hasplock/hasp/lock"
 	"github.com/hasplock/hasp/providers"
+	"github.com/hasplock/hasp/providers/internal/awsconfig"
 )
 
 func init() {
@@ -78,7 +79,7 @@ func Open(ctx context.Context, u *url.URL) (providers.Provider, error) {
 		}
 		opts = append(opts, WithCleanup(d))
 	}
-	cfg, err := loadConfig(ctx)
+	cfg, err := awsconfig.Load(ctx, "DYNAMODB")
 	if err != nil {
 		return nil, fmt.Errorf("dynamodb: AWS configuration: %w", err)
 	}
