@@ -295,13 +295,14 @@ func statusQuery(raw string) (string, error) {
 func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
+	guarantee := h.svc.Guarantee()
 	if err := h.svc.Ping(ctx); err != nil {
 		h.log.WarnContext(r.Context(), "health check failed", "error", err.Error())
 		w.Header().Set("Retry-After", "1")
-		writeJSON(w, http.StatusServiceUnavailable, wire.HealthResponse{Status: "unavailable", Provider: h.svc.ProviderName()})
+		writeJSON(w, http.StatusServiceUnavailable, wire.HealthResponse{Status: "unavailable", Provider: h.svc.ProviderName(), Guarantee: guarantee})
 		return
 	}
-	writeJSON(w, http.StatusOK, wire.HealthResponse{Status: "ok", Provider: h.svc.ProviderName()})
+	writeJSON(w, http.StatusOK, wire.HealthResponse{Status: "ok", Provider: h.svc.ProviderName(), Guarantee: guarantee})
 }
 
 // fail maps an error from decoding or the service to its response.

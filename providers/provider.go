@@ -101,3 +101,28 @@ type Provisioner interface {
 	// Provision creates what is missing; ctx bounds the whole set-up.
 	Provision(ctx context.Context) error
 }
+
+// Guarantor is an optional capability of a Provider whose store keeps API
+// v1's semantics only in part, or only with a caveat users must know;
+// /v1/health reports it as "guarantee". A Provider that does not implement
+// it, or answers "", states no such caveat.
+type Guarantor interface {
+	// Guarantee names what the store keeps: one of the Guarantee*
+	// constants, or "".
+	Guarantee() string
+}
+
+// GuaranteeStaleReads means: mutual exclusion and fencing hold (API v1
+// semantics 1 to 4), but status and lock_held answers come from reads that
+// may be stale, so they may still show a holder that has just released, or
+// not yet show one that has just acquired. Acquire, renew and release
+// answers are not affected.
+const GuaranteeStaleReads = "exclusive-stale-reads"
+
+// GuaranteeOf returns p's Guarantee, or "" when p states none.
+func GuaranteeOf(p Provider) string {
+	if g, ok := p.(Guarantor); ok {
+		return g.Guarantee()
+	}
+	return ""
+}

@@ -259,3 +259,7 @@ func (s *Service) Ping(ctx context.Context) error {
 	}
 	return err
 }
+
+// Guarantee is what the store keeps when it keeps less than API v1's
+// semantics in full (providers.Guarantor), or "".
+func (s *Service) Guarantee() string { return providers.GuaranteeOf(s.p) }

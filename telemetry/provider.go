@@ -20,7 +20,8 @@ var tracer = otel.Tracer("github.com/hasplock/hasp/telemetry")
 // Provider wraps p so that every call to it is counted and timed
 // (lock_backend_requests_total, lock_backend_request_duration_seconds) and
 // traced as a span "backend.OP". The wrapper keeps p's optional
-// capabilities (providers.Watcher, providers.RequestCounter).
+// capabilities (providers.Watcher, providers.RequestCounter,
+// providers.Guarantor).
 func (r *Recorder) Provider(p providers.Provider) providers.Provider {
 	ip := &instrumented{Provider: p, r: r, name: p.Name()}
 	w, watches := p.(providers.Watcher)
@@ -89,6 +90,9 @@ func (p *instrumented) Status(ctx context.Context, name string) (st lock.Status,
 	err = p.observe(ctx, "status", func(ctx context.Context) error { st, err = p.Provider.Status(ctx, name); return err })
 	return st, err
 }
+
+// Guarantee implements providers.Guarantor: the wrapped provider's.
+func (p *instrumented) Guarantee() string { return providers.GuaranteeOf(p.Provider) }
 
 func (p *instrumented) Ping(ctx context.Context) error {
 	return p.observe(ctx, "ping", p.Provider.Ping)

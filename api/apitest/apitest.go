@@ -33,8 +33,12 @@ type Target struct {
 	Header http.Header
 	// Client sends the requests; nil means a client with a 30 s timeout.
 	Client *http.Client
-	// Provider is the name /v1/health must report; empty accepts any.
+	// Provider is the name /v1/health must report; empty accepts any (and
+	// skips the Guarantee check).
 	Provider string
+	// Guarantee is the "guarantee" /v1/health must report for Provider
+	// (see providers.Guarantor); empty means the field must be absent.
+	Guarantee string
 	// Contenders is the number of concurrent clients in the contention
 	// check (default 12), each doing Rounds acquires (default 15).
 	Contenders, Rounds int
@@ -143,6 +147,9 @@ func (tg *Target) testHealth(t *testing.T) {
 	assert.Equal(t, "ok", r.Body["status"])
 	if tg.Provider != "" {
 		assert.Equal(t, tg.Provider, r.Body["provider"])
+		g, present := r.Body["guarantee"]
+		assert.Equal(t, tg.Guarantee != "", present, "guarantee present: %v", g)
+		assert.Equal(t, tg.Guarantee, str(g))
 	}
 	h := tg.Do(t, http.MethodHead, "/v1/health", nil)
 	assert.Equal(t, http.StatusOK, h.Status)

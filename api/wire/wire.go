@@ -63,6 +63,9 @@ type StatusResponse struct {
 type HealthResponse struct {
 	Status   string `json:"status"`
 	Provider string `json:"provider"`
+	// Guarantee is present when the provider states a caveat on API v1's
+	// semantics (see providers.Guarantor), e.g. "exclusive-stale-reads".
+	Guarantee string `json:"guarantee,omitempty"`
 }
 
 // ErrorBody is the "error" member of every error response.

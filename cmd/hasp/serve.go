@@ -33,6 +33,10 @@ const serveExample = `  # the embedded default: a single-node etcd keeping its d
   # DynamoDB (region, credentials and endpoint from the AWS environment)
   AWS_REGION=eu-west-1 hasp serve --store dynamodb://locks --listen :8080
 
+  # AWS Systems Manager Parameter Store: one parameter per lock under /hasp/locks
+  # (mutual exclusion and fencing; status may be stale: see the README)
+  AWS_REGION=eu-west-1 hasp serve --store ssm:///hasp/locks --listen :8080
+
   # Azure Cosmos DB (account key, or Entra ID without COSMOS_KEY)
   COSMOS_ENDPOINT=https://myaccount.documents.azure.com:443/ hasp serve --store cosmos://hasp/locks
 
@@ -62,7 +66,7 @@ func newServe() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&listen, "listen", envOr("HASP_LISTEN", "127.0.0.1:8080"), "address to listen on (env HASP_LISTEN)")
 	f.StringVar(&store, "store", envOr("HASP_STORE", "embedded:./.hasp-data"),
-		"store URL (env HASP_STORE): embedded:PATH, etcd://[user:pass@]host:2379[,host:2379][?prefix=P&ca=FILE&cert=FILE&key=FILE&tls=true], dynamodb://TABLE[?cleanup=720h], spanner://projects/P/instances/I/databases/D[?table=T], cosmos://DATABASE/CONTAINER, memory: (see the README)")
+		"store URL (env HASP_STORE): embedded:PATH, etcd://[user:pass@]host:2379[,host:2379][?prefix=P&ca=FILE&cert=FILE&key=FILE&tls=true], dynamodb://TABLE[?cleanup=720h], spanner://projects/P/instances/I/databases/D[?table=T], cosmos://DATABASE/CONTAINER, ssm:///PREFIX, memory: (see the README)")
 	f.StringVar(&tokenFile, "auth-token-file", "", "file of bearer tokens, one per line, required on lock routes (also env HASP_AUTH_TOKENS, comma-separated)")
 	f.DurationVar(&shutdownGrace, "shutdown-grace", app.ShutdownGrace, "how long to let in-flight requests finish on SIGINT/SIGTERM")
 	f.BoolVar(&metrics, "metrics", true, "serve Prometheus metrics at /metrics (open, like /v1/health)")

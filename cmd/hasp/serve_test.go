@@ -147,6 +147,16 @@ func TestServeDynamoDB(t *testing.T) {
 	apitest.Run(t, apitest.Target{BaseURL: s.URL, Provider: "dynamodb", Contenders: 12, Rounds: 8})
 }
 
+// TestServeSSM: hasp serve --store ssm:///hasp/locks against moto passes
+// the same black-box check as the embedded default, and /v1/health states
+// the store's guarantee.
+func TestServeSSM(t *testing.T) {
+	moto := launch.Moto(t)
+	env := []string{"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_ENDPOINT_URL_SSM=" + moto}
+	s := startServe(t, env, "--store", "ssm:///hasp/locks")
+	apitest.Run(t, apitest.Target{BaseURL: s.URL, Provider: "ssm", Guarantee: "exclusive-stale-reads", Contenders: 12, Rounds: 8})
+}
+
 // TestServeSpanner: `hasp spanner create-schema` then hasp serve --store
 // spanner://… against the Spanner emulator passes the same black-box check
 // as the embedded default.
@@ -221,6 +231,7 @@ func TestRedact(t *testing.T) {
 		"etcd://h1:2379":        "etcd://h1:2379",
 		"embedded:./.hasp-data": "embedded:./.hasp-data",
 		"dynamodb://locks":      "dynamodb://locks",
+		"ssm:///hasp/locks":     "ssm:///hasp/locks",
 	} {
 		got := redact(in)
 		assert.Equal(t, want, got, in)

@@ -10,4 +10,5 @@ import (
 	_ "github.com/hasplock/hasp/providers/cosmos"
 	_ "github.com/hasplock/hasp/providers/dynamodb"
 	_ "github.com/hasplock/hasp/providers/spanner"
+	_ "github.com/hasplock/hasp/providers/ssm"
 )

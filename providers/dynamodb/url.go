@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/hasplock/hasp/providers"
+	"github.com/hasplock/hasp/providers/internal/awsconfig"
 )
 
 func init() {
@@ -31,7 +32,7 @@ func Open(ctx context.Context, u *url.URL) (providers.Provider, error) {
 		}
 		opts = append(opts, WithCleanup(d))
 	}
-	cfg, err := loadConfig(ctx)
+	cfg, err := awsconfig.Load(ctx, "DYNAMODB")
 	if err != nil {
 		return nil, fmt.Errorf("dynamodb: AWS configuration: %w", err)
 	}
