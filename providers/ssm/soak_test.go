@@ -38,7 +38,7 @@ func soak(t *testing.T, wrap func(http.RoundTripper) http.RoundTripper) provider
 	}
 	proxy.SetPlan(faults.Plan{Delay: 20 * time.Millisecond, DelayP: 0.02, ResetP: 0.002, DropResponseP: 0.005, Stall: 300 * time.Millisecond, StallP: 0.002})
 	res := providertest.Soak(context.Background(), instances, providertest.SoakConfig{
-		Acquires: providertest.SoakAcquires(), Progress: providertest.ProgressLogger(t), TTL: 2 * time.Second,
+		Acquires: providertest.SoakAcquiresOr(1000), Progress: providertest.ProgressLogger(t), TTL: 2 * time.Second,
 	})
 	proxy.SetPlan(faults.Plan{})
 	f := proxy.Counts()
@@ -50,6 +50,7 @@ func soak(t *testing.T, wrap func(http.RoundTripper) http.RoundTripper) provider
 // TestSoakMoto: on moto, whose reads are fresh (it serves one request at a
 // time), every check of the soak holds: 0 violations.
 func TestSoakMoto(t *testing.T) {
+	t.Parallel() // each soak has its own server
 	res := soak(t, nil)
 	assert.Empty(t, res.Violations, res.Report())
 }
@@ -66,6 +67,7 @@ const staleViolation = "was reported released, then reported holding"
 // answers may name a holder that has just released, which is what
 // providers.GuaranteeStaleReads says.
 func TestSoakMotoStaleReads(t *testing.T) {
+	t.Parallel() // each soak has its own server
 	var srs []*staleReads
 	res := soak(t, func(rt http.RoundTripper) http.RoundTripper {
 		sr := &staleReads{next: rt, staleP: 0.05, maxBack: 3, hideP: 0.02}
