@@ -18,6 +18,7 @@ import (
 	_ "github.com/hasplock/hasp/providers/etcd"
 	_ "github.com/hasplock/hasp/providers/memory"
 	_ "github.com/hasplock/hasp/providers/spanner"
+	_ "github.com/hasplock/hasp/providers/zookeeper"
 )
 
 func main() {
