@@ -307,24 +307,36 @@ func (p *Provider) watchConn() (*zk.Conn, error) {
 	if p.wconn != nil {
 		return p.wconn, nil
 	}
-	var self atomic.Pointer[zk.Conn]
+	var (
+		self    atomic.Pointer[zk.Conn]
+		dropped atomic.Bool
+	)
+	drop := func(c *zk.Conn) {
+		p.wmu.Lock()
+		if p.wconn == c {
+			p.wconn = nil
+		}
+		p.wmu.Unlock()
+		go c.Close() // not from the client's own goroutine, which Close waits for
+	}
 	conn, err := dial(p.servers, p.sessionTimeout, true, func(ev zk.Event) {
 		if ev.Type != zk.EventSession || (ev.State != zk.StateDisconnected && ev.State != zk.StateExpired) {
 			return
 		}
+		// Whichever of this and the Store below comes second drops it.
+		dropped.Store(true)
 		if c := self.Load(); c != nil {
-			p.wmu.Lock()
-			if p.wconn == c {
-				p.wconn = nil
-			}
-			p.wmu.Unlock()
-			go c.Close() // not from the client's own goroutine, which Close waits for
+			drop(c)
 		}
 	})
 	if err != nil {
 		return nil, err
 	}
 	self.Store(conn)
+	if dropped.Load() {
+		go conn.Close() // lost already: its requests fail, and the next waiter dials anew
+		return conn, nil
+	}
 	p.wconn = conn
 	return conn, nil
 }
