@@ -21,6 +21,10 @@ require (
 	github.com/aws/smithy-go v1.28.9
 	github.com/awslabs/aws-lambda-go-api-proxy v0.16.2
 	github.com/cenkalti/backoff/v5 v5.0.3
+	// go-zookeeper/zk: the maintained successor of samuel/go-zookeeper, no
+	// dependencies, v1.0.4 the newest release the module proxy serves (see
+	// providers/zookeeper for the one data race it has and how it is avoided).
+	github.com/go-zookeeper/zk v1.0.4
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
 	github.com/spf13/cobra v1.10.2
 	github.com/stretchr/testify v1.12.1

@@ -276,6 +276,8 @@ func TestReport(t *testing.T) {
 	// Cosmos DB on its emulator, in the same run, against the hasp
 	// figures above.
 	t.Run("Cosmos", func(t *testing.T) { reportCosmos(t, hps, hd) })
+	// ZooKeeper (a real server), likewise.
+	t.Run("ZooKeeper", func(t *testing.T) { reportZooKeeper(t, hps, hd) })
 }
 
 // printTable prints a BENCHMARKS.md table comparing a stack (a) with its

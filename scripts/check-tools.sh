@@ -26,6 +26,12 @@ if [ -z "${HASP_SPANNER_EMULATOR:-}" ] && ! command -v emulator_main >/dev/null 
   echo "check-tools: the Cloud Spanner emulator (emulator_main) is not installed: Debian package google-cloud-cli-spanner-emulator (comes with the machine image)" >&2
   missing=1
 fi
+# ZooKeeper runs from its jars under Java (local/testbed/launch/zookeeper.go).
+if [ ! -f "${HASP_ZOOKEEPER_JARS:-/usr/share/java}/zookeeper.jar" ]; then
+  echo "check-tools: ZooKeeper is not installed: Debian package zookeeper (make deps installs it)" >&2
+  missing=1
+fi
+need java "runs the ZooKeeper test server (Debian package zookeeper pulls it in)"
 if [ "$missing" -ne 0 ]; then
   if [ "${CI:-}" = "true" ]; then
     echo "check-tools: failing because CI=true" >&2

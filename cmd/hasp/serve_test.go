@@ -192,6 +192,15 @@ func TestServeCosmos(t *testing.T) {
 	apitest.Run(t, apitest.Target{BaseURL: s.URL, Provider: "cosmos", Contenders: 12, Rounds: 8})
 }
 
+// TestServeZooKeeper: hasp serve --store zk://… against a real ZooKeeper
+// server (standalone, loopback) passes the same black-box check as the
+// embedded default; the prefix is created on first use.
+func TestServeZooKeeper(t *testing.T) {
+	zk := launch.ZooKeeper(t, launch.ZooKeeperOptions{})
+	s := startServe(t, nil, "--store", "zk://"+zk.Addr+"/hasp/serve-test?session_timeout=5s")
+	apitest.Run(t, apitest.Target{BaseURL: s.URL, Provider: "zookeeper", Contenders: 12, Rounds: 8})
+}
+
 // TestStoreInitErrors: wrong arguments are a usage error; a missing
 // endpoint says which variable to set; a store with nothing to create says so.
 func TestStoreInitErrors(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -62,6 +63,10 @@ type Proc struct {
 	argv []string
 	env  []string
 
+	// dieWithParent has the kernel kill the process when the test process
+	// dies, even by a timeout's panic that skips every cleanup.
+	dieWithParent bool
+
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -86,11 +91,33 @@ func (p *Proc) start(ready func() bool) error {
 	logs := &syncWriter{b: &strings.Builder{}}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // stop its children too
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting %s: %w", p.name, err)
-	}
 	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
+	if p.dieWithParent {
+		// The death signal follows the thread that started the process,
+		// not the process: start it from a goroutine locked to its thread
+		// and keep that thread until the process exits.
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+		started := make(chan error, 1)
+		go func() {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			if err := cmd.Start(); err != nil {
+				started <- err
+				return
+			}
+			started <- nil
+			_ = cmd.Wait()
+			close(done)
+		}()
+		if err := <-started; err != nil {
+			return fmt.Errorf("starting %s: %w", p.name, err)
+		}
+	} else {
+		if err := cmd.Start(); err != nil {
+			return fmt.Errorf("starting %s: %w", p.name, err)
+		}
+		go func() { _ = cmd.Wait(); close(done) }()
+	}
 	p.mu.Lock()
 	p.cmd, p.done, p.logs = cmd, done, logs
 	p.mu.Unlock()

@@ -1,0 +1,112 @@
+package zookeeper
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/hasplock/hasp/lock"
+	"github.com/hasplock/hasp/providers"
+)
+
+// record is the data of a lock's znode, as JSON.
+type record struct {
+	// V is the format version, 1.
+	V int `json:"v"`
+	// Name is the lock's name, for people reading the tree (the znode's
+	// own name escapes '/').
+	Name string `json:"name"`
+	// Token is the last fencing token issued for the name.
+	Token int64 `json:"token"`
+	// Lease is the hex SHA-256 of the holder's lease id, "" when free: the
+	// ensemble never holds a usable lease id.
+	Lease    string `json:"lease,omitempty"`
+	Owner    string `json:"owner,omitempty"`
+	Metadata string `json:"md,omitempty"`
+	// ExpMs is when the holder's lease ends, Unix milliseconds by the
+	// clock of the instance that wrote it, from a time taken before the
+	// write was sent; TTLms is its granted TTL.
+	ExpMs int64 `json:"exp_ms,omitempty"`
+	TTLms int64 `json:"ttl_ms,omitempty"`
+	// Released marks the release call that freed the lock (a hash of the
+	// lease id and a nonce of the call), so that a release whose answer
+	// was lost can tell, by reading, that it was applied.
+	Released string `json:"rel,omitempty"`
+}
+
+const recordVersion = 1
+
+// version is a znode's record as of one data version.
+type version struct {
+	rec   record
+	ver   int32 // the znode's data version: the condition of the next write
+	mzxid int64 // the zxid of the write that made this version
+	mtime int64 // when the leader ordered that write, Unix ms by its clock
+}
+
+func (r record) expires() time.Time { return time.UnixMilli(r.ExpMs).UTC() }
+
+// heldAt reports whether a lease holds the lock at now.
+func (r record) heldAt(now time.Time) bool { return r.Lease != "" && r.ExpMs > now.UnixMilli() }
+
+// acquired is r taken by req at now, with the next token.
+func (r record) acquired(req lock.AcquireRequest, now time.Time) record {
+	r.Token++
+	r.Lease, r.Owner, r.Metadata, r.Released = providers.HashLeaseID(req.LeaseID), req.Owner, req.Metadata, ""
+	r.ExpMs, r.TTLms = lock.ExpiresAt(now, req.TTL).UnixMilli(), req.TTL.Milliseconds()
+	return r
+}
+
+// renewed is r extended at now by ttl.
+func (r record) renewed(ttl time.Duration, now time.Time) record {
+	r.ExpMs, r.TTLms = lock.ExpiresAt(now, ttl).UnixMilli(), ttl.Milliseconds()
+	return r
+}
+
+// released is r freed by the release call that mark identifies; the token
+// stays.
+func (r record) released(mark string) record {
+	return record{V: recordVersion, Name: r.Name, Token: r.Token, Released: mark}
+}
+
+func (r record) lease(id string) lock.Lease {
+	return lock.Lease{
+		Name: r.Name, Owner: r.Owner, LeaseID: id, FencingToken: r.Token,
+		TTL: time.Duration(r.TTLms) * time.Millisecond, ExpiresAt: r.expires(), Metadata: r.Metadata,
+	}
+}
+
+func (r record) holder() lock.Holder {
+	return lock.Holder{Owner: r.Owner, FencingToken: r.Token, ExpiresAt: r.expires(), Metadata: r.Metadata}
+}
+
+func (r record) encode() []byte {
+	b, _ := json.Marshal(r) // strings and integers always marshal
+	return b
+}
+
+func decode(name string, data []byte, st *zk.Stat) (version, error) {
+	var r record
+	if err := json.Unmarshal(data, &r); err != nil {
+		return version{}, fmt.Errorf("zookeeper: the znode of lock %q does not hold a hasp record: %w", name, err)
+	}
+	if r.V != recordVersion || r.Name != name {
+		return version{}, fmt.Errorf("zookeeper: the znode of lock %q holds a record of version %d for %q", name, r.V, r.Name)
+	}
+	return version{rec: r, ver: st.Version, mzxid: st.Mzxid, mtime: st.Mtime}, nil
+}
+
+// nodeName is the znode name of a lock name: the name itself, with '/'
+// written %2F (a znode name is one path component), and the names "." and
+// ".." (which ZooKeeper refuses as components) written with %2E. '%' is
+// not a lock name character, so the mapping is one-to-one.
+func nodeName(name string) string {
+	n := strings.ReplaceAll(name, "/", "%2F")
+	if n == "." || n == ".." {
+		n = strings.ReplaceAll(n, ".", "%2E")
+	}
+	return n
+}
