@@ -132,6 +132,7 @@ import (
 
 	"github.com/hasplock/hasp/lock"
 	"github.com/hasplock/hasp/providers"
+	"github.com/hasplock/hasp/providers/internal/versioncache"
 )
 
 // DefaultVersionCache is how many names' last-seen document versions a
@@ -148,7 +149,7 @@ type Provider struct {
 	cfg       Config
 	container *azcosmos.ContainerClient
 	clock     lock.Clock
-	versions  *versionCache
+	versions  *versioncache.Cache[version]
 	requests  *atomic.Int64 // HTTP requests, for providers.RequestCounter
 	checked   atomic.Bool   // the container's partition key was checked
 }
@@ -273,7 +274,7 @@ func (p *Provider) read(ctx context.Context, name string) (v version, found bool
 	id := docID(name)
 	resp, err := p.container.ReadItem(ctx, azcosmos.NewPartitionKeyString(id), id, nil)
 	if docStatus(err) == http.StatusNotFound {
-		p.versions.drop(name)
+		p.versions.Drop(name)
 		return version{}, false, nil
 	}
 	if err != nil {
@@ -282,7 +283,7 @@ func (p *Provider) read(ctx context.Context, name string) (v version, found bool
 	if v, err = p.decode(name, resp); err != nil {
 		return version{}, false, err
 	}
-	p.versions.put(name, v)
+	p.versions.Put(name, v)
 	return v, true, nil
 }
 
@@ -309,7 +310,7 @@ func (p *Provider) create(ctx context.Context, d document) (version, error) {
 		return version{}, err
 	}
 	v := version{doc: d, etag: resp.ETag}
-	p.versions.put(d.Name, v)
+	p.versions.Put(d.Name, v)
 	return v, nil
 }
 
@@ -324,12 +325,12 @@ func (p *Provider) replace(ctx context.Context, base version, next document) (ve
 	resp, err := p.container.ReplaceItem(ctx, azcosmos.NewPartitionKeyString(next.ID), next.ID, b, &azcosmos.ItemOptions{IfMatchEtag: &base.etag})
 	if err != nil {
 		if s := docStatus(err); s == http.StatusPreconditionFailed || s == http.StatusNotFound {
-			p.versions.drop(next.Name)
+			p.versions.Drop(next.Name)
 		}
 		return version{}, err
 	}
 	v := version{doc: next, etag: resp.ETag}
-	p.versions.put(next.Name, v)
+	p.versions.Put(next.Name, v)
 	return v, nil
 }
 
@@ -337,7 +338,7 @@ func (p *Provider) replace(ctx context.Context, base version, next document) (ve
 // false) or, with reread or nothing remembered, one read now.
 func (p *Provider) current(ctx context.Context, name string, reread bool) (v version, found, fresh bool, err error) {
 	if !reread {
-		if v, ok := p.versions.get(name); ok {
+		if v, ok := p.versions.Get(name); ok {
 			return v, true, false, nil
 		}
 	}
@@ -474,7 +475,7 @@ func (p *Provider) patchHeld(ctx context.Context, name, id string, now time.Time
 	if err != nil {
 		return version{}, err
 	}
-	p.versions.put(name, v)
+	p.versions.Put(name, v)
 	return v, nil
 }
 

@@ -161,6 +161,7 @@ import (
 
 	"github.com/hasplock/hasp/lock"
 	"github.com/hasplock/hasp/providers"
+	"github.com/hasplock/hasp/providers/internal/versioncache"
 )
 
 const (
@@ -196,7 +197,7 @@ type Provider struct {
 	prefix         string // "" for the root
 	clock          lock.Clock
 	maxSkew        time.Duration
-	versions       *versionCache
+	versions       *versioncache.Cache[version]
 	calls          atomic.Int64 // requests sent, for providers.RequestCounter
 
 	wmu    sync.Mutex
@@ -385,7 +386,7 @@ func (p *Provider) read(ctx context.Context, name string) (v version, found bool
 		return got{d, st}, err
 	})
 	if errors.Is(err, zk.ErrNoNode) {
-		p.versions.drop(name)
+		p.versions.Drop(name)
 		return version{}, false, nil
 	}
 	if err != nil {
@@ -394,7 +395,7 @@ func (p *Provider) read(ctx context.Context, name string) (v version, found bool
 	if v, err = decode(name, g.data, g.st); err != nil {
 		return version{}, false, err
 	}
-	p.versions.put(name, v)
+	p.versions.Put(name, v)
 	return v, true, nil
 }
 
@@ -412,7 +413,7 @@ func (p *Provider) sync(ctx context.Context, name string) error {
 // false) or, with reread or nothing remembered, one read now.
 func (p *Provider) current(ctx context.Context, name string, reread bool) (v version, found, fresh bool, err error) {
 	if !reread {
-		if v, ok := p.versions.get(name); ok {
+		if v, ok := p.versions.Get(name); ok {
 			return v, true, false, nil
 		}
 	}
@@ -426,11 +427,11 @@ func (p *Provider) set(ctx context.Context, name string, base version, next reco
 	path, data := p.path(name), next.encode()
 	st, err := do(ctx, p, func() (*zk.Stat, error) { return p.conn.Set(path, data, base.ver) })
 	if err != nil {
-		p.versions.drop(name)
+		p.versions.Drop(name)
 		return version{}, err
 	}
 	v := version{rec: next, ver: st.Version, mzxid: st.Mzxid, mtime: st.Mtime}
-	p.versions.put(name, v)
+	p.versions.Put(name, v)
 	return v, nil
 }
 
@@ -446,7 +447,7 @@ func (p *Provider) create(ctx context.Context, name string, rec record) (version
 		)
 	})
 	if err != nil {
-		p.versions.drop(name)
+		p.versions.Drop(name)
 		return version{}, err
 	}
 	if len(res) != 2 || res[1].Stat == nil {
@@ -456,7 +457,7 @@ func (p *Provider) create(ctx context.Context, name string, rec record) (version
 	}
 	st := res[1].Stat
 	v := version{rec: rec, ver: st.Version, mzxid: st.Mzxid, mtime: st.Mtime}
-	p.versions.put(name, v)
+	p.versions.Put(name, v)
 	return v, nil
 }
 
@@ -750,7 +751,7 @@ func (p *Provider) WaitChange(ctx context.Context, held *lock.HeldError) error {
 		if err != nil {
 			return nil // the acquire reports it
 		}
-		p.versions.put(held.Name, v)
+		p.versions.Put(held.Name, v)
 		now := p.clock.Now()
 		if v.rec.Token != held.Holder.FencingToken || !v.rec.heldAt(now) {
 			return nil
