@@ -493,3 +493,86 @@ func mapErr(err error) error {
 	}
 	return fmt.Errorf("dynamodb: %w", err)
 }
+
+// ListScanBudget bounds the items one List call reads from the table (the
+// Scan's Limit, summed over the Scan calls of one List).
+const ListScanBudget = 1000
+
+var _ providers.Lister = (*Provider)(nil)
+
+// List implements providers.Lister with a Scan, because the table's only
+// key is the name (a hash key: DynamoDB can neither range over it nor
+// return it in order). The Scan filters on begins_with(pk, prefix) and a
+// live lease, is strongly consistent, and reads at most ListScanBudget items
+// per call (one or more Scan requests); filtered-out items are read and
+// paid for all the same. So a complete listing costs O(table) read
+// capacity (every item of the table, held or not, once, at 1 RCU per 4 KB
+// strongly consistent, items are ~100 bytes), spread over pages of at most
+// ListScanBudget items each: a page may hold fewer than limit locks, even
+// none, and still have a next page. Names come in the table's hash order,
+// not sorted. The continuation is the name of the last item read, the
+// Scan's ExclusiveStartKey. A table with many idle names and frequent
+// listings would want a sparse GSI on held items instead; see the README.
+func (p *Provider) List(ctx context.Context, prefix string, limit int, after string) ([]lock.Status, string, error) {
+	var start map[string]types.AttributeValue
+	if after != "" {
+		if lock.ValidateName(after) != nil || !strings.HasPrefix(after, prefix) {
+			return nil, "", lock.Invalid("page_token", "is not a page token of this listing")
+		}
+		start = p.key(after)
+	}
+	now := p.clock.Now()
+	filter := "#lid <> :empty AND #exp > :now"
+	vals := map[string]types.AttributeValue{":now": num(now.UnixMilli()), ":empty": str("")}
+	if prefix != "" {
+		filter = "begins_with(pk, :p) AND " + filter
+		vals[":p"] = str(prefix)
+	}
+	proj := "pk, #tok, #lid, #own, #md, #exp"
+	var out []lock.Status
+	budget := int32(ListScanBudget)
+	for budget > 0 {
+		p.calls.Add(1)
+		resp, err := p.db.Scan(ctx, &dynamodb.ScanInput{
+			TableName:                 &p.table,
+			FilterExpression:          &filter,
+			ProjectionExpression:      &proj,
+			ExpressionAttributeNames:  exprNames(filter, proj),
+			ExpressionAttributeValues: vals,
+			ExclusiveStartKey:         start,
+			Limit:                     aws.Int32(budget),
+			ConsistentRead:            aws.Bool(true),
+		})
+		if err != nil {
+			return nil, "", mapErr(err)
+		}
+		budget -= resp.ScannedCount
+		for _, av := range resp.Items {
+			it, err := decode(av)
+			if err != nil {
+				return nil, "", err
+			}
+			pk, _ := av["pk"].(*types.AttributeValueMemberS)
+			if pk == nil || !it.heldAt(now) {
+				continue
+			}
+			out = append(out, lock.Status{Name: pk.Value, Held: true, Holder: it.held(pk.Value, now).Holder})
+			if len(out) == limit {
+				// Resume right after this item, in the table's order.
+				return out, pk.Value, nil
+			}
+		}
+		if len(resp.LastEvaluatedKey) == 0 {
+			return out, "", nil
+		}
+		start = resp.LastEvaluatedKey
+		if resp.ScannedCount == 0 {
+			break
+		}
+	}
+	last, _ := start["pk"].(*types.AttributeValueMemberS)
+	if last == nil {
+		return out, "", nil
+	}
+	return out, last.Value, nil
+}
