@@ -45,7 +45,7 @@ type record struct {
 }
 
 var (
-	_ providers.Provider = (*Provider)(nil)
+	_ providers.Provider      = (*Provider)(nil)
 	_ providers.Watcher       = (*Provider)(nil)
 	_ providers.HolderWatcher = (*Provider)(nil)
 	_ providers.Lister        = (*Provider)(nil)
