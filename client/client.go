@@ -309,12 +309,9 @@ func (c *Client) Health(ctx context.Context) (string, error) {
 // the status then and whether it differs (GET /v1/locks/watch). With
 // after 0 a held lock answers at once. Most callers want Observe.
 func (c *Client) Watch(ctx context.Context, name string, after int64, wait time.Duration) (lock.Status, bool, error) {
-	q := url.Values{}
-	q.Set("name", name)
-	q.Set("after_token", strconv.FormatInt(after, 10))
-	q.Set("wait_ms", strconv.FormatInt(wait.Milliseconds(), 10))
+	q := "name=" + queryEscape(name) + "&after_token=" + strconv.FormatInt(after, 10) + "&wait_ms=" + strconv.FormatInt(wait.Milliseconds(), 10)
 	var out wire.WatchResponse
-	if err := c.call(ctx, http.MethodGet, "/v1/locks/watch?"+q.Encode(), nil, &out); err != nil {
+	if err := c.call(ctx, http.MethodGet, "/v1/locks/watch?"+q, nil, &out); err != nil {
 		return lock.Status{}, false, err
 	}
 	st, err := out.Status()
@@ -330,16 +327,15 @@ func (c *Client) Watch(ctx context.Context, name string, after int64, wait time.
 // as pageToken for the first page. A page may hold fewer than limit locks,
 // even none, and still have a next page.
 func (c *Client) List(ctx context.Context, prefix string, limit int, pageToken string) ([]lock.Status, string, error) {
-	q := url.Values{}
-	q.Set("prefix", prefix)
+	q := "prefix=" + queryEscape(prefix)
 	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
+		q += "&limit=" + strconv.Itoa(limit)
 	}
 	if pageToken != "" {
-		q.Set("page_token", pageToken)
+		q += "&page_token=" + queryEscape(pageToken)
 	}
 	var out wire.ListResponse
-	if err := c.call(ctx, http.MethodGet, "/v1/locks?"+q.Encode(), nil, &out); err != nil {
+	if err := c.call(ctx, http.MethodGet, "/v1/locks?"+q, nil, &out); err != nil {
 		return nil, "", err
 	}
 	items := make([]lock.Status, 0, len(out.Locks))
@@ -351,4 +347,10 @@ func (c *Client) List(ctx context.Context, prefix string, limit int, pageToken s
 		items = append(items, st)
 	}
 	return items, out.NextPageToken, nil
+}
+
+// queryEscape escapes a query value as API v1 reads it (RFC 3986
+// percent-decoding, in which "+" is a plus, not a space).
+func queryEscape(s string) string {
+	return strings.ReplaceAll(url.QueryEscape(s), "+", "%20")
 }

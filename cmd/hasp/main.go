@@ -52,7 +52,7 @@ default http://127.0.0.1:8080).
 		SilenceErrors: true,
 	}
 	var f clientFlags
-	for _, c := range []*cobra.Command{newAcquire(&f), newRenew(&f), newRelease(&f), newStatus(&f), newRun(&f), newBench(&f)} {
+	for _, c := range []*cobra.Command{newAcquire(&f), newRenew(&f), newRelease(&f), newStatus(&f), newRun(&f), newElect(&f), newObserve(&f), newList(&f), newBench(&f)} {
 		f.register(c)
 		root.AddCommand(c)
 	}
