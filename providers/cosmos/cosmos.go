@@ -536,7 +536,7 @@ var _ providers.Lister = (*Provider)(nil)
 // List implements providers.Lister with one page of one cross-partition
 // query (the container is partitioned on /id, one partition per name),
 //
-//	SELECT * FROM c WHERE STARTS_WITH(c.name, @prefix) AND c.lease != "" AND c.start_ms + c.ttl_ms > @now
+//	SELECT * FROM c WHERE STARTSWITH(c.name, @prefix) AND c.lease != "" AND c.start_ms + c.ttl_ms > @now
 //
 // which the gateway fans out to every physical partition and which uses
 // the default range index on /name (the prefix) — one request per page,
@@ -559,7 +559,7 @@ func (p *Provider) List(ctx context.Context, prefix string, limit int, after str
 		opts.ContinuationToken = &after
 	}
 	pager := p.container.NewQueryItemsPager(
-		`SELECT * FROM c WHERE STARTS_WITH(c.name, @prefix) AND c.lease != "" AND c.start_ms + c.ttl_ms > @now`,
+		`SELECT * FROM c WHERE STARTSWITH(c.name, @prefix) AND c.lease != "" AND c.start_ms + c.ttl_ms > @now`,
 		azcosmos.NewPartitionKey(), opts)
 	page, err := pager.NextPage(ctx)
 	if err != nil {
