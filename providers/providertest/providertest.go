@@ -114,6 +114,9 @@ func Run(t *testing.T, h Harness) {
 		t.Cleanup(func() { _ = p.Close() })
 		testWatchCost(t, p, uniqueName(t))
 	})
+	t.Run("WatchLatency", func(t *testing.T) {
+		testWatchLatency(t, open(t), open(t), uniqueName(t))
+	})
 	t.Run("Election", func(t *testing.T) {
 		Election(t, []*service.Service{open(t), open(t)}, uniqueName(t), ElectionConfig{})
 	})

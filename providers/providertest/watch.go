@@ -409,3 +409,49 @@ func deadlineOf(ctx context.Context) time.Time {
 	d, _ := ctx.Deadline()
 	return d
 }
+
+// testWatchLatency measures how long a change made through one service
+// instance takes to reach a watch served by another (no local wake-up:
+// what a fleet of functions sees), from the start of the acquire or
+// release that made it to the watch's answer. A polling watch must see it
+// within service.DefaultWatchPoll plus one status read; the bound allows
+// 150 ms of slack for the race detector and a busy machine.
+func testWatchLatency(t *testing.T, watcher, changer *service.Service, name string) {
+	ctx := ctxFor(t)
+	const rounds = 16
+	var lat []time.Duration
+	var after int64
+	var held lock.Lease
+	for i := range rounds {
+		type answer struct {
+			st  lock.Status
+			at  time.Time
+			err error
+		}
+		got := make(chan answer, 1)
+		go func() {
+			st, changed, err := watcher.Watch(ctx, name, after, 5*time.Second)
+			if err == nil && !changed {
+				err = fmt.Errorf("no change within 5 s")
+			}
+			got <- answer{st, time.Now(), err}
+		}()
+		time.Sleep(time.Duration(20+i*7%40) * time.Millisecond) // let the watch settle into its wait
+		start := time.Now()
+		if i%2 == 0 {
+			var err error
+			held, err = changer.Acquire(ctx, lock.AcquireRequest{Name: name, TTL: 30 * time.Second})
+			require.NoError(t, err)
+		} else {
+			require.NoError(t, changer.Release(ctx, lock.ReleaseRequest{Name: name, LeaseID: held.LeaseID}))
+		}
+		a := <-got
+		require.NoError(t, a.err)
+		after = token(a.st)
+		lat = append(lat, max(a.at.Sub(start), 0))
+	}
+	slices.Sort(lat)
+	p50, p99 := lat[len(lat)/2], lat[len(lat)-1]
+	t.Logf("change seen by another instance's watch: p50 %s, max %s over %d changes", p50.Round(100*time.Microsecond), p99.Round(100*time.Microsecond), rounds)
+	assert.LessOrEqual(t, p99, service.DefaultWatchPoll+150*time.Millisecond, "a change is seen within the poll interval")
+}
