@@ -1,5 +1,6 @@
 // Command hasp is hasp's one CLI: it serves the lock API (`hasp serve`),
-// calls it (acquire, renew, release, status, run, bench), and sets up
+// calls it (acquire, renew, release, status, run, elect, observe, list,
+// bench), and sets up
 // stores (`hasp store init`).
 package main
 
