@@ -86,6 +86,7 @@ func testList(t *testing.T, s *service.Service, name string) {
 type observation struct {
 	held  bool
 	token int64
+	value string // the holder's metadata
 	at    time.Time
 }
 
@@ -106,7 +107,7 @@ func watchLoop(ctx context.Context, s *service.Service, name string, after int64
 		}
 		after = token(st)
 		select {
-		case out <- observation{held: st.Held, token: after, at: time.Now()}:
+		case out <- observation{held: st.Held, token: after, value: st.Holder.Metadata, at: time.Now()}:
 		case <-ctx.Done():
 			return
 		}
@@ -254,12 +255,15 @@ type ElectionConfig struct {
 // given service instances: each candidate campaigns (acquire with wait,
 // its id as metadata), leads while renewing (every 300 ms, lease 1 s,
 // relying on it until 250 ms before it could end), and resigns after a
-// short term. Candidate 0 pauses past its TTL in its first term without
-// renewing, so the others take over: its renew afterwards must be lost.
-// It checks that at most one candidate leads at a time and that tokens
-// increase in the order of leadership (CheckHolds), that observers (watch
-// loops) see only leaders that were, in increasing token order, and that
-// they converge on the final state.
+// short term. The first leader pauses past its TTL without renewing, so
+// the others take over: its renew afterwards must be lost. It checks that
+// at most one candidate leads at a time and that tokens increase in the
+// order of leadership (CheckHolds), that observers (watch loops) see only
+// leaders that were, in increasing token order, and that they converge on
+// the final state. Under faults an acquire whose answer was lost may have
+// created a lease nobody was told of (API v1: it is never handed out and
+// expires): observers may see it, but only with the value of a candidate
+// whose acquire had an unknown outcome.
 func Election(t *testing.T, instances []*service.Service, name string, cfg ElectionConfig) {
 	if cfg.Candidates == 0 {
 		cfg.Candidates = 5
@@ -285,9 +289,10 @@ func Election(t *testing.T, instances []*service.Service, name string, cfg Elect
 	var (
 		hist    History
 		mu      sync.Mutex
-		granted = map[int64]string{} // token → candidate value
-		lost    int
-		paused  bool
+		granted   = map[int64]string{} // token → candidate value
+		ambiguous = map[string]bool{}  // values of acquires with an unknown outcome
+		lost      int
+		paused    bool
 	)
 	observed := make([][]observation, cfg.Observers)
 	var owg sync.WaitGroup
@@ -311,7 +316,7 @@ func Election(t *testing.T, instances []*service.Service, name string, cfg Elect
 		go func() {
 			defer wg.Done()
 			if c > 0 {
-				// Candidate 0 leads first, so that its pause is tested.
+				// Candidate 0 most likely leads (and pauses) first.
 				time.Sleep(200 * time.Millisecond)
 			}
 			for campaign.Err() == nil {
@@ -321,12 +326,17 @@ func Election(t *testing.T, instances []*service.Service, name string, cfg Elect
 				}
 				l, err := s.Acquire(campaign, lock.AcquireRequest{Name: name, Owner: value, Metadata: value, TTL: ttl, Wait: wait})
 				if err != nil {
+					if errors.Is(err, lock.ErrUnavailable) {
+						mu.Lock()
+						ambiguous[value] = true
+						mu.Unlock()
+					}
 					continue // held until the end, or a fault: campaign again
 				}
 				start := time.Now()
 				mu.Lock()
 				granted[l.FencingToken] = value
-				pause := c == 0 && !paused
+				pause := !paused
 				paused = paused || pause
 				mu.Unlock()
 				// Rely on it no longer than this (the service's clock is
@@ -374,13 +384,17 @@ func Election(t *testing.T, instances []*service.Service, name string, cfg Elect
 	wg.Wait()
 	require.NoError(t, hist.Check(), "at most one leader at a time, tokens in order")
 	assert.GreaterOrEqual(t, hist.Len(), 3, "leadership changed hands")
-	assert.True(t, paused, "candidate 0 led and paused")
+	assert.True(t, paused, "the first leader paused")
 	assert.Equal(t, 1, lost, "the paused leader's renew after its TTL is lost")
 
 	// Every candidate has resigned or expired: the observers converge on
 	// "no leader" (the last leader's lease may still run out).
 	s := instances[0]
 	st, err := s.Status(ctx, name)
+	for try := 0; try < 5 && err != nil; try++ { // a fault: ask again
+		time.Sleep(50 * time.Millisecond)
+		st, err = s.Status(ctx, name)
+	}
 	require.NoError(t, err)
 	if st.Held {
 		waitUntil(st.Holder.ExpiresAt.Add(100 * time.Millisecond))
@@ -395,8 +409,12 @@ func Election(t *testing.T, instances []*service.Service, name string, cfg Elect
 			if !o.held {
 				continue
 			}
-			_, real := granted[o.token]
-			assert.True(t, real, "observer %d saw token %d, which no candidate was granted", i, o.token)
+			v, real := granted[o.token]
+			if real {
+				assert.Equal(t, v, o.value, "observer %d: token %d's value", i, o.token)
+			} else {
+				assert.True(t, ambiguous[o.value], "observer %d saw token %d (value %q), which no candidate was granted nor may have been", i, o.token, o.value)
+			}
 			assert.Greater(t, o.token, last, "observer %d: tokens increase", i)
 			last = o.token
 		}
