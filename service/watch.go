@@ -31,6 +31,10 @@ const DefaultWatchPoll = 80 * time.Millisecond
 // a second each.
 func WithWatchPoll(d time.Duration) Option { return func(s *Service) { s.watchPoll = d } }
 
+// minWatchPause is the shortest pause between two status reads of a
+// polling watch.
+const minWatchPause = 5 * time.Millisecond
+
 // WatchObserver is an optional interface of an Observer (see WithObserver)
 // that is told of watches. Calls must be fast and must not block.
 type WatchObserver interface {
@@ -110,8 +114,10 @@ func (s *Service) Watch(ctx context.Context, name string, after int64, wait time
 			d := s.watchPoll/2 + rand.N(s.watchPoll/2+1)
 			if st.Held {
 				// Never sleep past the holder's expiry (plus a little, so
-				// that the next read sees it expired).
-				d = min(d, max(time.Until(st.Holder.ExpiresAt)+time.Millisecond, 0))
+				// that the next read sees it expired), nor less than
+				// minWatchPause: a backend that judges expiry by its own
+				// clock (Spanner) may still call it held a moment later.
+				d = max(min(d, time.Until(st.Holder.ExpiresAt)+time.Millisecond), minWatchPause)
 			}
 			werr = sleepOrWake(wctx, d, woken)
 		}

@@ -550,6 +550,9 @@ func (p *Provider) List(ctx context.Context, prefix string, limit int, after str
 	now := p.clock.Now()
 	opts := &azcosmos.QueryOptions{
 		PageSizeHint: int32(limit),
+		// Keep the page token (base64url of this) under the API's 4096
+		// bytes.
+		ResponseContinuationTokenLimitInKB: 2,
 		QueryParameters: []azcosmos.QueryParameter{
 			{Name: "@prefix", Value: prefix},
 			{Name: "@now", Value: now.UnixMilli()},
