@@ -287,8 +287,8 @@ func Election(t *testing.T, instances []*service.Service, name string, cfg Elect
 	defer stopWatch()
 
 	var (
-		hist    History
-		mu      sync.Mutex
+		hist      History
+		mu        sync.Mutex
 		granted   = map[int64]string{} // token → candidate value
 		ambiguous = map[string]bool{}  // values of acquires with an unknown outcome
 		lost      int
