@@ -28,8 +28,10 @@ const DefaultWatchPoll = 80 * time.Millisecond
 // WithWatchPoll sets the longest pause between status reads of a watch on
 // a provider that cannot watch (default DefaultWatchPoll); each pause is
 // drawn uniformly from [d/2, d]. Watches cost about 1/(0.75·d) status reads
-// a second each.
-func WithWatchPoll(d time.Duration) Option { return func(s *Service) { s.watchPoll = d } }
+// a second each. d below 10 ms is taken as 10 ms.
+func WithWatchPoll(d time.Duration) Option {
+	return func(s *Service) { s.watchPoll = max(d, 2*minWatchPause) }
+}
 
 // minWatchPause is the shortest pause between two status reads of a
 // polling watch.
