@@ -85,7 +85,7 @@ func TestTemplate(t *testing.T) {
 	require.Len(t, pol, 1)
 	stmts := node(pol[0], "Statement").Content
 	require.Len(t, stmts, 1, "one statement")
-	assert.Equal(t, []string{"dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:UpdateItem"}, values(node(stmts[0], "Action")), "only the item actions the provider uses")
+	assert.Equal(t, []string{"dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:Scan", "dynamodb:UpdateItem"}, values(node(stmts[0], "Action")), "only the item actions the provider uses")
 	assert.Equal(t, "LocksTable.Arn", node(stmts[0], "Resource").Value, "on the lock table only")
 
 	routes := map[string]string{} // "METHOD path" -> authorizer
@@ -103,6 +103,7 @@ func TestTemplate(t *testing.T) {
 		"POST /v1/locks/renew":   "default (AWS_IAM)",
 		"POST /v1/locks/release": "default (AWS_IAM)",
 		"GET /v1/locks":          "default (AWS_IAM)",
+		"GET /v1/locks/watch":    "default (AWS_IAM)",
 		"ANY $default":           "default (AWS_IAM)",
 		"GET /v1/health":         "NONE",
 	}, routes, "every lock route requires IAM; health is open")

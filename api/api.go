@@ -21,6 +21,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -39,6 +40,7 @@ const (
 	PathRenew   = "/v1/locks/renew"
 	PathRelease = "/v1/locks/release"
 	PathStatus  = "/v1/locks"
+	PathWatch   = "/v1/locks/watch"
 	PathHealth  = "/v1/health"
 )
 
@@ -58,7 +60,8 @@ func WithRequestObserver(f func(route string, code int, took time.Duration)) Opt
 }
 
 // RouteName names the route of an escaped path for metrics: "acquire",
-// "renew", "release", "status", "health", or "other" for any other path
+// "renew", "release", "status" (status and list), "watch", "health", or
+// "other" for any other path
 // (a bounded set, whatever callers send).
 func RouteName(escapedPath string) string {
 	if rt, ok := routes[escapedPath]; ok {
@@ -109,6 +112,7 @@ var routes = map[string]route{
 	PathRenew:   {name: "renew", allow: "POST", method: http.MethodPost, auth: true, serve: (*Handler).renew},
 	PathRelease: {name: "release", allow: "POST", method: http.MethodPost, auth: true, serve: (*Handler).release},
 	PathStatus:  {name: "status", allow: "GET, HEAD", method: http.MethodGet, auth: true, serve: (*Handler).status},
+	PathWatch:   {name: "watch", allow: "GET, HEAD", method: http.MethodGet, auth: true, serve: (*Handler).watch},
 	PathHealth:  {name: "health", allow: "GET, HEAD", method: http.MethodGet, auth: false, serve: (*Handler).health},
 }
 
@@ -243,8 +247,30 @@ func (h *Handler) release(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
-	name, err := statusQuery(r.URL.RawQuery)
+	q, err := parseQuery(r.URL.RawQuery, "name", "prefix", "limit", "page_token")
 	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	name, byName := q["name"]
+	if !byName {
+		_, byPrefix := q["prefix"]
+		_, hasLimit := q["limit"]
+		_, hasPage := q["page_token"]
+		if byPrefix || hasLimit || hasPage {
+			h.list(w, r, q)
+			return
+		}
+		h.fail(w, r, lock.Invalid("name", "is required (GET /v1/locks?name=NAME, or ?prefix=P to list)"))
+		return
+	}
+	for _, k := range []string{"prefix", "limit", "page_token"} {
+		if _, ok := q[k]; ok {
+			h.fail(w, r, lock.Invalid(k, "cannot be combined with name"))
+			return
+		}
+	}
+	if err := lock.ValidateName(name); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -253,21 +279,74 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	resp := wire.StatusResponse{Name: st.Name, Held: st.Held}
-	if st.Held {
-		tok := st.Holder.FencingToken
-		owner := st.Holder.Owner
-		resp.Owner, resp.FencingToken, resp.ExpiresAt, resp.Metadata = &owner, &tok, lock.FormatTime(st.Holder.ExpiresAt), st.Holder.Metadata
+	writeJSON(w, http.StatusOK, wire.FromStatus(st))
+}
+
+// list serves GET /v1/locks?prefix=P[&limit=L][&page_token=T].
+func (h *Handler) list(w http.ResponseWriter, r *http.Request, q map[string]string) {
+	limit := 0
+	if v, ok := q["limit"]; ok {
+		n, err := decimal(v, lock.MaxListLimit)
+		if err != nil || n < 1 {
+			h.fail(w, r, lock.Invalid("limit", "must be an integer between 1 and %d", lock.MaxListLimit))
+			return
+		}
+		limit = int(n)
+	}
+	items, next, err := h.svc.List(r.Context(), q["prefix"], limit, q["page_token"])
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	resp := wire.ListResponse{Locks: make([]wire.StatusResponse, 0, len(items)), NextPageToken: next}
+	for _, st := range items {
+		resp.Locks = append(resp.Locks, wire.FromStatus(st))
 	}
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// statusQuery parses "name=NAME": exactly one name, no other parameter.
-// Values are percent-decoded as in a URI (RFC 3986): "+" stays "+", a
-// character lock names may contain.
-func statusQuery(raw string) (string, error) {
-	var name string
-	found := false
+// watch serves GET /v1/locks/watch?name=N[&after_token=T][&wait_ms=W].
+func (h *Handler) watch(w http.ResponseWriter, r *http.Request) {
+	q, err := parseQuery(r.URL.RawQuery, "name", "after_token", "wait_ms")
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	name, ok := q["name"]
+	if !ok {
+		h.fail(w, r, lock.Invalid("name", "is required (GET /v1/locks/watch?name=NAME&after_token=T&wait_ms=W)"))
+		return
+	}
+	if err := lock.ValidateName(name); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	var after, waitMs int64
+	if v, ok := q["after_token"]; ok {
+		if after, err = decimal(v, lock.MaxFencingToken-1); err != nil {
+			h.fail(w, r, lock.Invalid("after_token", "must be an integer between 0 and %d", lock.MaxFencingToken-1))
+			return
+		}
+	}
+	if v, ok := q["wait_ms"]; ok {
+		if waitMs, err = decimal(v, lock.MaxWait.Milliseconds()); err != nil {
+			h.fail(w, r, lock.Invalid("wait_ms", "must be an integer between 0 and %d", lock.MaxWait.Milliseconds()))
+			return
+		}
+	}
+	st, changed, err := h.svc.Watch(r.Context(), name, after, time.Duration(waitMs)*time.Millisecond)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, wire.WatchResponse{StatusResponse: wire.FromStatus(st), Changed: changed})
+}
+
+// parseQuery parses a query string whose keys are among allowed, each at
+// most once. Values are percent-decoded as in a URI (RFC 3986): "+" stays
+// "+", a character lock names may contain.
+func parseQuery(raw string, allowed ...string) (map[string]string, error) {
+	q := map[string]string{}
 	for _, part := range strings.Split(raw, "&") {
 		if part == "" {
 			continue
@@ -276,20 +355,30 @@ func statusQuery(raw string) (string, error) {
 		key, err1 := url.PathUnescape(k)
 		val, err2 := url.PathUnescape(v)
 		if err1 != nil || err2 != nil {
-			return "", lock.Invalid("", "malformed query string")
+			return nil, lock.Invalid("", "malformed query string")
 		}
-		if key != "name" {
-			return "", lock.Invalid(clip(key), "unknown query parameter")
+		if !slices.Contains(allowed, key) {
+			return nil, lock.Invalid(clip(key), "unknown query parameter")
 		}
-		if found {
-			return "", lock.Invalid("name", "given more than once")
+		if _, dup := q[key]; dup {
+			return nil, lock.Invalid(key, "given more than once")
 		}
-		name, found = val, true
+		q[key] = val
 	}
-	if !found {
-		return "", lock.Invalid("name", "is required (GET /v1/locks?name=NAME)")
+	return q, nil
+}
+
+// decimal parses a query value that must be a decimal integer from 0 to
+// maxVal, without sign or leading zeros.
+func decimal(v string, maxVal int64) (int64, error) {
+	if !isIntLiteral([]byte(v)) || v[0] == '-' {
+		return 0, errors.New("not a non-negative integer")
 	}
-	return name, lock.ValidateName(name)
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n > maxVal {
+		return 0, errors.New("out of range")
+	}
+	return n, nil
 }
 
 func (h *Handler) health(w http.ResponseWriter, r *http.Request) {

@@ -35,7 +35,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	require.NoError(t, err)
 	ops := spec.Operations()
 	sort.Strings(ops)
-	assert.Equal(t, []string{"GET /v1/health", "GET /v1/locks", "POST /v1/locks/acquire", "POST /v1/locks/release", "POST /v1/locks/renew"}, ops)
+	assert.Equal(t, []string{"GET /v1/health", "GET /v1/locks", "GET /v1/locks/watch", "POST /v1/locks/acquire", "POST /v1/locks/release", "POST /v1/locks/renew"}, ops)
 	h := api.New(service.New(memory.New()))
 	for _, op := range ops {
 		method, path, _ := strings.Cut(op, " ")
@@ -62,4 +62,9 @@ func TestSpecCheckerRejects(t *testing.T) {
 	}
 	assert.Error(t, spec.Check("GET", "/v1/locks", 200, []byte(`{"name":"a","held":false,"lease_id":"x"}`)))
 	assert.Error(t, spec.Check("POST", "/v1/locks/acquire", 418, []byte(`{}`)), "undocumented status")
+	assert.NoError(t, spec.Check("GET", "/v1/locks", 200, []byte(`{"locks":[{"name":"a","held":true,"owner":"","fencing_token":3,"expires_at":"2026-11-25T22:43:28.123Z"}],"next_page_token":"YQ"}`)))
+	assert.Error(t, spec.Check("GET", "/v1/locks", 200, []byte(`{"locks":[{"name":"a","held":false}]}`)), "only held locks are listed")
+	assert.Error(t, spec.Check("GET", "/v1/locks", 200, []byte(`{"locks":[{"name":"a","held":true,"owner":"","fencing_token":3,"expires_at":"2026-11-25T22:43:28.123Z","lease_id":"x"}]}`)))
+	assert.NoError(t, spec.Check("GET", "/v1/locks/watch", 200, []byte(`{"name":"a","held":false,"changed":true}`)))
+	assert.Error(t, spec.Check("GET", "/v1/locks/watch", 200, []byte(`{"name":"a","held":false}`)), "changed is required")
 }

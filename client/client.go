@@ -303,3 +303,54 @@ func (c *Client) Health(ctx context.Context) (string, error) {
 	}
 	return out.Provider, nil
 }
+
+// Watch waits up to wait (at most MaxServerWait) for the holder of name to
+// differ from the one with fencing token after (0: nobody), and returns
+// the status then and whether it differs (GET /v1/locks/watch). With
+// after 0 a held lock answers at once. Most callers want Observe.
+func (c *Client) Watch(ctx context.Context, name string, after int64, wait time.Duration) (lock.Status, bool, error) {
+	q := "name=" + queryEscape(name) + "&after_token=" + strconv.FormatInt(after, 10) + "&wait_ms=" + strconv.FormatInt(wait.Milliseconds(), 10)
+	var out wire.WatchResponse
+	if err := c.call(ctx, http.MethodGet, "/v1/locks/watch?"+q, nil, &out); err != nil {
+		return lock.Status{}, false, err
+	}
+	st, err := out.Status()
+	if err != nil {
+		return lock.Status{}, false, fmt.Errorf("hasp: undecodable expires_at: %w", err)
+	}
+	return st, out.Changed, nil
+}
+
+// List returns one page of the locks held under prefix (GET
+// /v1/locks?prefix=P): at most limit (0: the service's default, 100) and
+// the token of the next page, "" when the listing is complete. Pass ""
+// as pageToken for the first page. A page may hold fewer than limit locks,
+// even none, and still have a next page.
+func (c *Client) List(ctx context.Context, prefix string, limit int, pageToken string) ([]lock.Status, string, error) {
+	q := "prefix=" + queryEscape(prefix)
+	if limit > 0 {
+		q += "&limit=" + strconv.Itoa(limit)
+	}
+	if pageToken != "" {
+		q += "&page_token=" + queryEscape(pageToken)
+	}
+	var out wire.ListResponse
+	if err := c.call(ctx, http.MethodGet, "/v1/locks?"+q, nil, &out); err != nil {
+		return nil, "", err
+	}
+	items := make([]lock.Status, 0, len(out.Locks))
+	for _, b := range out.Locks {
+		st, err := b.Status()
+		if err != nil {
+			return nil, "", fmt.Errorf("hasp: undecodable expires_at: %w", err)
+		}
+		items = append(items, st)
+	}
+	return items, out.NextPageToken, nil
+}
+
+// queryEscape escapes a query value as API v1 reads it (RFC 3986
+// percent-decoding, in which "+" is a plus, not a space).
+func queryEscape(s string) string {
+	return strings.ReplaceAll(url.QueryEscape(s), "+", "%20")
+}

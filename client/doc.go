@@ -32,6 +32,15 @@
 // A holder that paused past its expiry then fails its write instead of
 // overwriting the work of the holder that came after it.
 //
+// # Elections
+//
+// Campaign waits until the caller leads an election (a lock name), with a
+// value (the lease's metadata) that others see; the returned *Leadership
+// ends its Context before the lease can end, as a Lease does, and Resign
+// gives it up. Observe reports the current leader and every change on a
+// channel, from long polls of GET /v1/locks/watch. Watch and List are the
+// raw calls of the watch and listing endpoints.
+//
 // # Errors
 //
 // Errors match the lock package's sentinels with errors.Is, exactly as on

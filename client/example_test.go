@@ -44,3 +44,27 @@ func ExampleLease() {
 	fmt.Println("written with a fencing token:", lease.Token() > 0)
 	// Output: written with a fencing token: true
 }
+
+// Lead an election: run only while leader, and watch who leads.
+func ExampleClient_Campaign() {
+	c, _ := client.New(endpoint)
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	changes := c.Observe(ctx, "example/scheduler")
+	fmt.Println("leader before:", (<-changes).Held)
+
+	lead, err := c.Campaign(ctx, "example/scheduler", "10.0.0.7:8080", client.WithTTL(10*time.Second))
+	if err != nil {
+		fmt.Println("not elected:", err)
+		return
+	}
+	ch := <-changes
+	fmt.Println("leader:", ch.Value, ch.Token == lead.Token())
+	// Work as leader under lead.Context(), with lead.Token() as the fence.
+	_ = lead.Resign(context.Background())
+	fmt.Println("leader after resigning:", (<-changes).Held)
+	// Output:
+	// leader before: false
+	// leader: 10.0.0.7:8080 true
+	// leader after resigning: false
+}

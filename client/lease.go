@@ -124,6 +124,11 @@ func (l *Lease) Deadline() time.Time {
 	return l.deadline
 }
 
+// SafetyMargin returns how long before the lease can end, by this
+// process's clock, its Context is cancelled (see WithSafetyMargin): the
+// lease cannot end before Deadline() + SafetyMargin().
+func (l *Lease) SafetyMargin() time.Duration { return l.cfg.margin }
+
 // Context returns a context that is cancelled when the lease is lost, about
 // to be, or released. context.Cause tells which: an error wrapping
 // lock.ErrLeaseLost, or ErrReleased.

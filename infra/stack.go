@@ -20,8 +20,9 @@ import (
 )
 
 // LambdaActions are the only DynamoDB actions the function's role gets,
-// on its table only: what providers/dynamodb calls.
-var LambdaActions = []string{"dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:DescribeTable"}
+// on its table only: what providers/dynamodb calls (Scan for GET
+// /v1/locks?prefix=, bounded per request; see providers/dynamodb List).
+var LambdaActions = []string{"dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:DescribeTable", "dynamodb:Scan"}
 
 // StackProps configures a hasp stack.
 type StackProps struct {
@@ -106,6 +107,7 @@ func NewHaspStack(scope constructs.Construct, id string, props StackProps) awscd
 		{"/v1/locks/renew", awsapigatewayv2.HttpMethod_POST},
 		{"/v1/locks/release", awsapigatewayv2.HttpMethod_POST},
 		{"/v1/locks", awsapigatewayv2.HttpMethod_GET},
+		{"/v1/locks/watch", awsapigatewayv2.HttpMethod_GET},
 	} {
 		api.AddRoutes(&awsapigatewayv2.AddRoutesOptions{
 			Path: jsii.String(r.path), Methods: &[]awsapigatewayv2.HttpMethod{r.method},
@@ -271,5 +273,7 @@ func lockWidgets(period awscdk.Duration) []awscloudwatch.IWidget {
 		graph("Leases lost", emf("lock_lost_total", "Sum", period)),
 		graph("DynamoDB requests by op and result", emf("lock_backend_requests_total", "Sum", period)),
 		graph("DynamoDB latency p99 by op (s)", emf("lock_backend_request_duration_seconds", "p99", period)),
+		graph("Open watches (per function instance)", emf("lock_watches_open", "Maximum", period)),
+		graph("Watch changes delivered", emf("lock_watch_changes_total", "Sum", period)),
 	}
 }

@@ -160,6 +160,7 @@ func TestRoutesAndStage(t *testing.T) {
 		"POST /v1/locks/renew":   "AWS_IAM",
 		"POST /v1/locks/release": "AWS_IAM",
 		"GET /v1/locks":          "AWS_IAM",
+		"GET /v1/locks/watch":    "AWS_IAM",
 		"$default":               "AWS_IAM",
 		"GET /v1/health":         "NONE",
 	}, routes(t, tpl), "every lock route requires IAM; health is open")
@@ -331,6 +332,8 @@ func TestDashboardLockMetrics(t *testing.T) {
 		"lock_lost_total":                       {},
 		"lock_backend_requests_total":           {"op", "result"},
 		"lock_backend_request_duration_seconds": {"op"},
+		"lock_watches_open":                     {},
+		"lock_watch_changes_total":              {},
 	}
 	body := dashboardBody(t, synth(t, "prod"))
 	var titles []string

@@ -27,6 +27,11 @@ const (
 	// MaxFencingToken is the bound every token stays below (2^53), so that
 	// tokens survive a round trip through any JSON parser.
 	MaxFencingToken = int64(1) << 53
+	// DefaultListLimit is how many locks one page of a listing holds when
+	// the request gives no limit.
+	DefaultListLimit = 100
+	// MaxListLimit is the largest page of a listing a caller may ask for.
+	MaxListLimit = 1000
 )
 
 // Lease is a granted lock: what acquire and renew return to the holder.

@@ -23,6 +23,28 @@ func ValidateName(name string) error {
 	return nil
 }
 
+// ValidatePrefix checks a listing prefix: 0 to 255 bytes of the characters
+// a name may contain ("" lists every name).
+func ValidatePrefix(prefix string) error {
+	if len(prefix) > MaxNameLen {
+		return Invalid("prefix", "must be at most %d bytes", MaxNameLen)
+	}
+	for i := 0; i < len(prefix); i++ {
+		if !nameByte(prefix[i]) {
+			return Invalid("prefix", "may contain only A-Z a-z 0-9 . _ - : / @ = + ~")
+		}
+	}
+	return nil
+}
+
+// ValidateListLimit checks a listing's page size: 1 to MaxListLimit.
+func ValidateListLimit(limit int) error {
+	if limit < 1 || limit > MaxListLimit {
+		return Invalid("limit", "must be between 1 and %d", MaxListLimit)
+	}
+	return nil
+}
+
 func nameByte(c byte) bool {
 	switch {
 	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':

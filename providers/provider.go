@@ -9,6 +9,7 @@ package providers
 
 import (
 	"context"
+	"errors"
 
 	"github.com/hasplock/hasp/lock"
 )
@@ -119,10 +120,76 @@ type Guarantor interface {
 // answers are not affected.
 const GuaranteeStaleReads = "exclusive-stale-reads"
 
-// GuaranteeOf returns p's Guarantee, or "" when p states none.
+// GuaranteeOf returns the Guarantee of p, or of a provider it wraps, or
+// "" when none states one.
 func GuaranteeOf(p Provider) string {
-	if g, ok := p.(Guarantor); ok {
+	if g, ok := As[Guarantor](p); ok {
 		return g.Guarantee()
 	}
 	return ""
+}
+
+// HolderWatcher is an optional capability of a Provider that can be told
+// when the holder of a name changes, so that GET /v1/locks/watch answers
+// without polling. Providers without it are polled by the service (see
+// service.WithWatchPoll).
+type HolderWatcher interface {
+	// WaitHolderChange blocks until the holder of name may differ from the
+	// holder with fencing token token (0: no holder): a new lease was
+	// granted, the lease was released or taken over, or its expiry (as
+	// last renewed) passed by the provider's clock. It returns nil then,
+	// or ctx's error. It must not miss a change made after the caller read
+	// the status from which token came: if the holder differs already when
+	// it starts, it returns nil at once. Spurious early returns are
+	// allowed; the service reads the status again and waits again.
+	WaitHolderChange(ctx context.Context, name string, token int64) error
+}
+
+// Lister is an optional capability of a Provider that can list the names
+// held under a prefix, for GET /v1/locks?prefix=P. Every provider of this
+// module implements it; its cost per backend is documented on each
+// provider's List and in the README.
+type Lister interface {
+	// List returns the statuses of locks whose name starts with prefix
+	// ("" lists all) and that an unexpired lease holds by the provider's
+	// clock, at most limit (1 ≤ limit ≤ lock.MaxListLimit) of them, and a
+	// continuation: "" when the listing is complete, else an opaque
+	// provider token to pass as after for the next page. after is "" for
+	// the first page; a malformed one is a *lock.InvalidArgumentError for
+	// field "page_token". A page may hold fewer than limit items (even
+	// none) and still have a continuation, for providers that bound the
+	// work of one call. Items are in byte order of name when the provider
+	// can (memory, etcd, Spanner, Cosmos DB); a name is listed at most once
+	// across the pages of one listing if it stays held. Statuses never
+	// carry a lease id.
+	List(ctx context.Context, prefix string, limit int, after string) (items []lock.Status, next string, err error)
+}
+
+// ErrUnsupported means a provider lacks an optional capability. A wrapper
+// that offers a capability's method whatever the provider it wraps can do
+// (telemetry's instrumented provider) returns an error wrapping it.
+var ErrUnsupported = errors.New("providers: not supported by this store")
+
+// Wrapper is a Provider that wraps another one (telemetry's instrumented
+// provider): As looks through it for optional capabilities.
+type Wrapper interface {
+	// Unwrap returns the wrapped provider.
+	Unwrap() Provider
+}
+
+// As returns p as the optional capability T (HolderWatcher, Lister, ...),
+// looking through Wrappers, and whether p or a provider it wraps has it.
+func As[T any](p Provider) (T, bool) {
+	for p != nil {
+		if t, ok := p.(T); ok {
+			return t, true
+		}
+		w, ok := p.(Wrapper)
+		if !ok {
+			break
+		}
+		p = w.Unwrap()
+	}
+	var zero T
+	return zero, false
 }

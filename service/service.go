@@ -35,6 +35,9 @@ type Service struct {
 	// service wakes it at once.
 	lines lines
 	obs   Observer
+	// notes wakes polling watches on changes made through this service.
+	notes     notes
+	watchPoll time.Duration
 
 	pingFor time.Duration // a successful ping is remembered this long
 	pingMu  sync.Mutex
@@ -84,6 +87,7 @@ func New(p providers.Provider, opts ...Option) *Service {
 	s := &Service{
 		p:         p,
 		opTimeout: DefaultOpTimeout,
+		watchPoll: DefaultWatchPoll,
 	}
 	WithPollInterval(10*time.Millisecond, 500*time.Millisecond)(s)
 	for _, o := range opts {
@@ -115,6 +119,9 @@ func (s *Service) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.Le
 	ctx, span := tracer.Start(ctx, "lock.acquire", trace.WithSpanKind(trace.SpanKindInternal),
 		trace.WithAttributes(AttrName.String(req.Name), AttrTTLMs.Int64(req.TTL.Milliseconds()), AttrWaitMs.Int64(req.Wait.Milliseconds())))
 	l, contended, err := s.acquire(ctx, req, start)
+	if err == nil {
+		s.notes.notify(req.Name)
+	}
 	span.SetAttributes(AttrContended.Bool(contended))
 	endSpan(span, "acquire", l.FencingToken, err)
 	if s.obs != nil {
@@ -224,6 +231,7 @@ func (s *Service) Release(ctx context.Context, req lock.ReleaseRequest) error {
 	_, err := s.call(ctx, func(ctx context.Context) (lock.Lease, error) { return lock.Lease{}, s.p.Release(ctx, req) })
 	if err == nil {
 		s.lines.wake(req.Name)
+		s.notes.notify(req.Name)
 	}
 	endSpan(span, "release", 0, err)
 	if s.obs != nil {

@@ -21,10 +21,15 @@ import (
 	"github.com/hasplock/hasp/service"
 )
 
-// polled hides the memory provider's Watcher, so the service must poll.
+// polled hides the memory provider's Watcher and HolderWatcher, so the
+// service must poll; it keeps its Lister.
 type polled struct{ providers.Provider }
 
 func (polled) Close() error { return nil }
+
+func (q polled) List(ctx context.Context, prefix string, limit int, after string) ([]lock.Status, string, error) {
+	return q.Provider.(providers.Lister).List(ctx, prefix, limit, after)
+}
 
 // TestPolledWaits runs the conformance suite through the polling path of
 // the server-side wait (jittered backoff bounded by the holder's expiry).

@@ -3,6 +3,7 @@ package telemetry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -20,8 +21,9 @@ var tracer = otel.Tracer("github.com/hasplock/hasp/telemetry")
 // Provider wraps p so that every call to it is counted and timed
 // (lock_backend_requests_total, lock_backend_request_duration_seconds) and
 // traced as a span "backend.OP". The wrapper keeps p's optional
-// capabilities (providers.Watcher, providers.RequestCounter,
-// providers.Guarantor).
+// capabilities (providers.Watcher, providers.RequestCounter), and
+// providers.As finds the others through it (it is a providers.Wrapper);
+// calls to providers.Lister are counted as op "list".
 func (r *Recorder) Provider(p providers.Provider) providers.Provider {
 	ip := &instrumented{Provider: p, r: r, name: p.Name()}
 	w, watches := p.(providers.Watcher)
@@ -51,6 +53,22 @@ type instrumented struct {
 	providers.Provider
 	r    *Recorder
 	name string
+}
+
+var _ providers.Wrapper = (*instrumented)(nil)
+
+// Unwrap implements providers.Wrapper.
+func (p *instrumented) Unwrap() providers.Provider { return p.Provider }
+
+// List implements providers.Lister when the wrapped provider does (else it
+// fails with providers.ErrUnsupported), counted as op "list".
+func (p *instrumented) List(ctx context.Context, prefix string, limit int, after string) (items []lock.Status, next string, err error) {
+	l, ok := p.Provider.(providers.Lister)
+	if !ok {
+		return nil, "", fmt.Errorf("%s: listing: %w", p.name, providers.ErrUnsupported)
+	}
+	err = p.observe(ctx, "list", func(ctx context.Context) error { items, next, err = l.List(ctx, prefix, limit, after); return err })
+	return items, next, err
 }
 
 // observe records one backend call. Lock outcomes (held, lost, invalid)
@@ -90,9 +108,6 @@ func (p *instrumented) Status(ctx context.Context, name string) (st lock.Status,
 	err = p.observe(ctx, "status", func(ctx context.Context) error { st, err = p.Provider.Status(ctx, name); return err })
 	return st, err
 }
-
-// Guarantee implements providers.Guarantor: the wrapped provider's.
-func (p *instrumented) Guarantee() string { return providers.GuaranteeOf(p.Provider) }
 
 func (p *instrumented) Ping(ctx context.Context) error {
 	return p.observe(ctx, "ping", p.Provider.Ping)

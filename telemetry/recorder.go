@@ -5,6 +5,7 @@ import (
 	"errors"
 	"hash/fnv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hasplock/hasp/lock"
@@ -18,6 +19,8 @@ import (
 // (Provider) and observes HTTP requests (HTTP, for api.WithRequestObserver).
 type Recorder struct {
 	sink Sink
+
+	watches atomic.Int64 // watches open now
 
 	mu        sync.Mutex
 	active    map[uint64]time.Time // this instance's live leases (by a hash of the id) → expiry
@@ -42,6 +45,7 @@ func NewRecorder(sink Sink) *Recorder {
 	r := &Recorder{sink: sink, active: map[uint64]time.Time{}, now: time.Now}
 	if g, ok := sink.(gaugeFuncer); ok {
 		g.GaugeFunc(catalog.ActiveCount, func() float64 { return float64(r.Active()) })
+		g.GaugeFunc(catalog.WatchesOpen, func() float64 { return float64(r.watches.Load()) })
 	}
 	return r
 }
@@ -127,6 +131,28 @@ func (r *Recorder) ObserveRelease(_ context.Context, req lock.ReleaseRequest, er
 	case errors.Is(err, lock.ErrLeaseLost):
 		r.sink.Add(catalog.LostTotal, 1)
 		r.track(req.LeaseID, time.Time{}, false)
+	}
+}
+
+// ObserveWatchStart implements service.WatchObserver: lock_watches_open
+// goes up by one.
+func (r *Recorder) ObserveWatchStart(context.Context) { r.watchDelta(1) }
+
+// watchDelta moves the count of open watches; the lock keeps the gauge
+// from going back to an older count.
+func (r *Recorder) watchDelta(d int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sink.Set(catalog.WatchesOpen, float64(r.watches.Add(d)))
+}
+
+// ObserveWatchEnd implements service.WatchObserver: lock_watches_open goes
+// down by one, and lock_watch_changes_total counts a watch answered with a
+// change of holder.
+func (r *Recorder) ObserveWatchEnd(_ context.Context, changed bool, err error) {
+	r.watchDelta(-1)
+	if changed && err == nil {
+		r.sink.Add(catalog.WatchChangesTotal, 1)
 	}
 }
 

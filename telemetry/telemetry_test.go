@@ -47,6 +47,15 @@ func workload(t *testing.T, rec *telemetry.Recorder) {
 	_, err = s.Status(ctx, "b")
 	require.NoError(t, err)
 	_ = b
+	_, changed, err := s.Watch(ctx, "b", 0, 0)
+	require.NoError(t, err)
+	require.True(t, changed)
+	_, changed, err = s.Watch(ctx, "c", 0, 0)
+	require.NoError(t, err)
+	require.False(t, changed)
+	items, _, err := s.List(ctx, "", 10, "")
+	require.NoError(t, err)
+	require.Len(t, items, 1)
 	rec.HTTP("acquire", 200, time.Millisecond)
 	rec.HTTP("other", 404, time.Millisecond)
 }
@@ -71,18 +80,22 @@ func TestPrometheus(t *testing.T) {
 		{"lock_release_total", []string{"lost"}, 1},
 		{"lock_lost_total", nil, 2},
 		{"lock_active_count", nil, 1},
+		{"lock_watch_changes_total", nil, 1},
+		{"lock_watches_open", nil, 0},
 	} {
 		got, err := testutil.GatherAndCount(reg, tt.metric)
 		require.NoError(t, err)
 		require.Positive(t, got, tt.metric)
 		assert.Equal(t, tt.want, value(t, sink, tt.metric, tt.labels...), "%s%v", tt.metric, tt.labels)
 	}
-	// The backend saw 8 calls: 3 acquires, 2 renews, 2 releases, 1 status;
+	// The backend saw 11 calls: 3 acquires, 2 renews, 2 releases, 3
+	// statuses (one, and one per watch), 1 list;
 	// held and lost are answers, not errors.
 	out := gather(t, sink)
 	assert.Contains(t, out, `lock_backend_requests_total{op="acquire",provider="memory",result="ok"} 3`)
 	assert.Contains(t, out, `lock_backend_requests_total{op="release",provider="memory",result="ok"} 2`)
-	assert.Contains(t, out, `lock_backend_requests_total{op="status",provider="memory",result="ok"} 1`)
+	assert.Contains(t, out, `lock_backend_requests_total{op="status",provider="memory",result="ok"} 3`)
+	assert.Contains(t, out, `lock_backend_requests_total{op="list",provider="memory",result="ok"} 1`)
 	assert.Contains(t, out, `lock_backend_request_duration_seconds_count{op="renew",provider="memory"} 2`)
 	assert.Contains(t, out, `lock_hold_duration_seconds_count 1`)
 	assert.Contains(t, out, `lock_http_requests_total{code="404",route="other"} 1`)

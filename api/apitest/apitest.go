@@ -138,6 +138,8 @@ func Run(t *testing.T, tg Target) {
 	t.Run("StatusQuery", tg.testStatusQuery)
 	t.Run("BodyLimit", tg.testBodyLimit)
 	t.Run("Routing", tg.testRouting)
+	t.Run("Watch", tg.testWatch)
+	t.Run("List", tg.testList)
 	t.Run("Contention", tg.testContention)
 }
 

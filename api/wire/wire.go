@@ -113,3 +113,50 @@ func (r LeaseResponse) Lease() (lock.Lease, error) {
 		TTL: time.Duration(r.TTLMs) * time.Millisecond, ExpiresAt: exp, Metadata: r.Metadata,
 	}, nil
 }
+
+// WatchResponse is the body of GET /v1/locks/watch: the lock's status when
+// the watch answered, and whether its holder differs from the one named by
+// after_token.
+type WatchResponse struct {
+	StatusResponse
+	Changed bool `json:"changed"`
+}
+
+// ListResponse is the body of GET /v1/locks?prefix=P: one page of the held
+// locks (each a held status, never with a lease id) and, when there may be
+// more, the page token of the next page.
+type ListResponse struct {
+	Locks         []StatusResponse `json:"locks"`
+	NextPageToken string           `json:"next_page_token,omitempty"`
+}
+
+// FromStatus returns the status body for st.
+func FromStatus(st lock.Status) StatusResponse {
+	resp := StatusResponse{Name: st.Name, Held: st.Held}
+	if st.Held {
+		tok := st.Holder.FencingToken
+		owner := st.Holder.Owner
+		resp.Owner, resp.FencingToken, resp.ExpiresAt, resp.Metadata = &owner, &tok, lock.FormatTime(st.Holder.ExpiresAt), st.Holder.Metadata
+	}
+	return resp
+}
+
+// Status converts a status body back to a status.
+func (r StatusResponse) Status() (lock.Status, error) {
+	st := lock.Status{Name: r.Name, Held: r.Held}
+	if !r.Held {
+		return st, nil
+	}
+	exp, err := lock.ParseTime(r.ExpiresAt)
+	if err != nil {
+		return lock.Status{}, err
+	}
+	st.Holder = lock.Holder{ExpiresAt: exp, Metadata: r.Metadata}
+	if r.Owner != nil {
+		st.Holder.Owner = *r.Owner
+	}
+	if r.FencingToken != nil {
+		st.Holder.FencingToken = *r.FencingToken
+	}
+	return st, nil
+}

@@ -1,5 +1,6 @@
 // Command hasp is hasp's one CLI: it serves the lock API (`hasp serve`),
-// calls it (acquire, renew, release, status, run, bench), and sets up
+// calls it (acquire, renew, release, status, run, elect, observe, list,
+// bench), and sets up
 // stores (`hasp store init`).
 package main
 
@@ -49,7 +50,7 @@ default http://127.0.0.1:8080).
 		SilenceErrors: true,
 	}
 	var f clientFlags
-	for _, c := range []*cobra.Command{newAcquire(&f), newRenew(&f), newRelease(&f), newStatus(&f), newRun(&f), newBench(&f)} {
+	for _, c := range []*cobra.Command{newAcquire(&f), newRenew(&f), newRelease(&f), newStatus(&f), newRun(&f), newElect(&f), newObserve(&f), newList(&f), newBench(&f)} {
 		f.register(c)
 		root.AddCommand(c)
 	}

@@ -51,7 +51,7 @@ and SIGTERM sent to run are passed on to COMMAND.
 			if err != nil {
 				return err
 			}
-			return runLocked(cmd.Context(), c, args[0], args[1:], grace, wait+f.timeout,
+			return runLocked(cmd.Context(), c, args[0], args[1:], grace, wait+f.timeout, nil, false,
 				client.WithTTL(ttl), client.WithWait(wait), client.WithOwner(owner), client.WithMetadata(metadata))
 		},
 	}
@@ -68,7 +68,11 @@ func defaultOwner() string {
 	return fmt.Sprintf("%s:%d", h, os.Getpid())
 }
 
-func runLocked(ctx context.Context, c *client.Client, name string, argv []string, grace, acquireTimeout time.Duration, opts ...client.AcquireOption) error {
+// runLocked acquires name, runs argv while the lease is held, and releases
+// it. env, when not nil, adds to the command's environment. On a loss the
+// command gets SIGTERM, then SIGKILL after grace or, with capKill, just
+// before the lease can end if that comes first.
+func runLocked(ctx context.Context, c *client.Client, name string, argv []string, grace, acquireTimeout time.Duration, env []string, capKill bool, opts ...client.AcquireOption) error {
 	actx, cancel := context.WithTimeout(ctx, acquireTimeout)
 	l, err := c.Acquire(actx, name, opts...)
 	cancel()
@@ -88,6 +92,7 @@ func runLocked(ctx context.Context, c *client.Client, name string, argv []string
 		"HASP_FENCING_TOKEN="+strconv.FormatInt(l.Token(), 10),
 		"HASP_LEASE_ID="+l.ID(),
 	)
+	child.Env = append(child.Env, env...)
 	if err := child.Start(); err != nil {
 		return fmt.Errorf("starting %s: %w", argv[0], err)
 	}
@@ -111,7 +116,13 @@ func runLocked(ctx context.Context, c *client.Client, name string, argv []string
 				lost = l.Err()
 				fmt.Fprintf(os.Stderr, "hasp: lease on %s lost (%v): terminating the command\n", name, lost)
 				_ = child.Process.Signal(syscall.SIGTERM)
-				kill = time.After(grace)
+				d := grace
+				if capKill {
+					// Kill it before the lease can end at the latest (its
+					// safety deadline plus margin, by this process's clock).
+					d = max(min(d, time.Until(l.Deadline().Add(l.SafetyMargin()-50*time.Millisecond))), 0)
+				}
+				kill = time.After(d)
 			}
 		case <-kill:
 			_ = child.Process.Kill()

@@ -16,8 +16,10 @@ var All = []Metric{
 	{Name: "lock_renew_total", Kind: Counter, Labels: map[string][]string{"result": []string{"renewed", "lost", "error"}}, Dimensions: []string{"result"}},
 	{Name: "lock_release_total", Kind: Counter, Labels: map[string][]string{"result": []string{"released", "lost", "error"}}, Dimensions: []string{"result"}},
 	{Name: "lock_lost_total", Kind: Counter},
-	{Name: "lock_backend_requests_total", Kind: Counter, Labels: map[string][]string{"provider": nil, "op": []string{"acquire", "renew", "release", "status", "ping"}, "result": []string{"ok", "error"}}, Dimensions: []string{"op", "result"}},
-	{Name: "lock_backend_request_duration_seconds", Kind: Histogram, Labels: map[string][]string{"provider": nil, "op": []string{"acquire", "renew", "release", "status", "ping"}}, Dimensions: []string{"op"}},
+	{Name: "lock_backend_requests_total", Kind: Counter, Labels: map[string][]string{"provider": nil, "op": []string{"acquire", "renew", "release", "status", "ping", "list"}, "result": []string{"ok", "error"}}, Dimensions: []string{"op", "result"}},
+	{Name: "lock_backend_request_duration_seconds", Kind: Histogram, Labels: map[string][]string{"provider": nil, "op": []string{"acquire", "renew", "release", "status", "ping", "list"}}, Dimensions: []string{"op"}},
 	{Name: "lock_http_requests_total", Kind: Counter, Labels: map[string][]string{"route": nil, "code": nil}},
 	{Name: "lock_http_request_duration_seconds", Kind: Histogram, Labels: map[string][]string{"route": nil}},
+	{Name: "lock_watches_open", Kind: Gauge},
+	{Name: "lock_watch_changes_total", Kind: Counter},
 }

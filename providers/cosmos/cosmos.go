@@ -124,6 +124,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -529,4 +530,62 @@ func checkPartitionKey(container string, pk azcosmos.PartitionKeyDefinition) err
 		return fmt.Errorf("cosmos: container %s is partitioned on %v; hasp needs /id (create it with `hasp store init --store cosmos://DATABASE/CONTAINER`)", container, pk.Paths)
 	}
 	return nil
+}
+
+var _ providers.Lister = (*Provider)(nil)
+
+// List implements providers.Lister with one page of one cross-partition
+// query (the container is partitioned on /id, one partition per name),
+//
+//	SELECT * FROM c WHERE STARTSWITH(c.name, @prefix) AND c.lease != "" AND c.start_ms + c.ttl_ms > @now
+//
+// which the gateway fans out to every physical partition and which uses
+// the default range index on /name (the prefix) — one request per page,
+// charged by the documents it reads under the prefix. Cosmos DB's gateway
+// cannot serve ORDER BY across partitions, so names come in the order of
+// the partitions, not sorted; a page may hold fewer than limit locks, even
+// none, and still have a next page. The continuation is Cosmos DB's
+// continuation token (a stale or forged one is an invalid page_token).
+// Expiry is judged by the provider's clock.
+func (p *Provider) List(ctx context.Context, prefix string, limit int, after string) ([]lock.Status, string, error) {
+	now := p.clock.Now()
+	opts := &azcosmos.QueryOptions{
+		PageSizeHint: int32(limit),
+		// Keep the page token (base64url of this) under the API's 4096
+		// bytes.
+		ResponseContinuationTokenLimitInKB: 2,
+		QueryParameters: []azcosmos.QueryParameter{
+			{Name: "@prefix", Value: prefix},
+			{Name: "@now", Value: now.UnixMilli()},
+		},
+	}
+	if after != "" {
+		opts.ContinuationToken = &after
+	}
+	pager := p.container.NewQueryItemsPager(
+		`SELECT * FROM c WHERE STARTSWITH(c.name, @prefix) AND c.lease != "" AND c.start_ms + c.ttl_ms > @now`,
+		azcosmos.NewPartitionKey(), opts)
+	page, err := pager.NextPage(ctx)
+	if err != nil {
+		if after != "" && status(err) == http.StatusBadRequest {
+			return nil, "", lock.Invalid("page_token", "is not a page token of this listing")
+		}
+		return nil, "", mapErr(err)
+	}
+	out := make([]lock.Status, 0, len(page.Items))
+	for _, raw := range page.Items {
+		var d document
+		if err := json.Unmarshal(raw, &d); err != nil {
+			return nil, "", fmt.Errorf("cosmos: listed document: %w", err)
+		}
+		if d.ID != docID(d.Name) || !strings.HasPrefix(d.Name, prefix) || !d.heldAt(now) {
+			continue
+		}
+		out = append(out, lock.Status{Name: d.Name, Held: true, Holder: d.held(now).Holder})
+	}
+	next := ""
+	if page.ContinuationToken != nil {
+		next = *page.ContinuationToken
+	}
+	return out, next, nil
 }

@@ -69,6 +69,8 @@ type Provider struct {
 	clock   lock.Clock
 	cleanup time.Duration
 	calls   atomic.Int64 // DynamoDB API calls, for providers.RequestCounter
+	// scanBudget bounds the items one List reads (WithListScanBudget).
+	scanBudget int32
 }
 
 var (
@@ -119,7 +121,7 @@ func WithCleanup(after time.Duration) Option { return func(p *Provider) { p.clea
 
 // New returns a provider over table.
 func New(db *dynamodb.Client, table string, opts ...Option) (*Provider, error) {
-	p := &Provider{db: db, table: table, clock: lock.SystemClock{}}
+	p := &Provider{db: db, table: table, clock: lock.SystemClock{}, scanBudget: ListScanBudget}
 	for _, o := range opts {
 		o(p)
 	}
@@ -492,4 +494,101 @@ func mapErr(err error) error {
 		return lock.Unavailable(fmt.Errorf("dynamodb: %w", err), time.Second)
 	}
 	return fmt.Errorf("dynamodb: %w", err)
+}
+
+// ListScanBudget is the default bound on the items one List call reads
+// from the table (the Scan's Limit, summed over the Scan calls of one
+// List); see WithListScanBudget.
+const ListScanBudget = 1000
+
+// WithListScanBudget bounds the items one List call (one page of GET
+// /v1/locks?prefix=) reads from the table to n (default ListScanBudget;
+// n < 1 means the default). Each item read costs read capacity whether
+// it is listed or not.
+func WithListScanBudget(n int) Option {
+	return func(p *Provider) {
+		if n >= 1 {
+			p.scanBudget = int32(min(n, 1<<30))
+		}
+	}
+}
+
+var _ providers.Lister = (*Provider)(nil)
+
+// List implements providers.Lister with a Scan, because the table's only
+// key is the name (a hash key: DynamoDB can neither range over it nor
+// return it in order). The Scan filters on begins_with(pk, prefix) and a
+// live lease, is strongly consistent, and reads at most ListScanBudget items
+// per call (one or more Scan requests); filtered-out items are read and
+// paid for all the same. So a complete listing costs O(table) read
+// capacity (every item of the table, held or not, once, at 1 RCU per 4 KB
+// strongly consistent, items are ~100 bytes), spread over pages that read
+// at most ListScanBudget items each (WithListScanBudget): a page may hold fewer than limit locks, even
+// none, and still have a next page. Names come in the table's hash order,
+// not sorted. The continuation is the name of the last item read, the
+// Scan's ExclusiveStartKey. A table with many idle names and frequent
+// listings would want a sparse GSI on held items instead; see the README.
+func (p *Provider) List(ctx context.Context, prefix string, limit int, after string) ([]lock.Status, string, error) {
+	var start map[string]types.AttributeValue
+	if after != "" {
+		// Any item's key: the last one read may lie outside the prefix.
+		if lock.ValidateName(after) != nil {
+			return nil, "", lock.Invalid("page_token", "is not a page token of this listing")
+		}
+		start = p.key(after)
+	}
+	now := p.clock.Now()
+	filter := "#lid <> :empty AND #exp > :now"
+	vals := map[string]types.AttributeValue{":now": num(now.UnixMilli()), ":empty": str("")}
+	if prefix != "" {
+		filter = "begins_with(pk, :p) AND " + filter
+		vals[":p"] = str(prefix)
+	}
+	proj := "pk, #tok, #lid, #own, #md, #exp"
+	var out []lock.Status
+	budget := p.scanBudget
+	for budget > 0 {
+		p.calls.Add(1)
+		resp, err := p.db.Scan(ctx, &dynamodb.ScanInput{
+			TableName:                 &p.table,
+			FilterExpression:          &filter,
+			ProjectionExpression:      &proj,
+			ExpressionAttributeNames:  exprNames(filter, proj),
+			ExpressionAttributeValues: vals,
+			ExclusiveStartKey:         start,
+			Limit:                     aws.Int32(budget),
+			ConsistentRead:            aws.Bool(true),
+		})
+		if err != nil {
+			return nil, "", mapErr(err)
+		}
+		budget -= resp.ScannedCount
+		for _, av := range resp.Items {
+			it, err := decode(av)
+			if err != nil {
+				return nil, "", err
+			}
+			pk, _ := av["pk"].(*types.AttributeValueMemberS)
+			if pk == nil || !it.heldAt(now) {
+				continue
+			}
+			out = append(out, lock.Status{Name: pk.Value, Held: true, Holder: it.held(pk.Value, now).Holder})
+			if len(out) == limit {
+				// Resume right after this item, in the table's order.
+				return out, pk.Value, nil
+			}
+		}
+		if len(resp.LastEvaluatedKey) == 0 {
+			return out, "", nil
+		}
+		start = resp.LastEvaluatedKey
+		if resp.ScannedCount == 0 {
+			break
+		}
+	}
+	last, _ := start["pk"].(*types.AttributeValueMemberS)
+	if last == nil {
+		return out, "", nil
+	}
+	return out, last.Value, nil
 }

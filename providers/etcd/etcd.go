@@ -84,6 +84,8 @@ var (
 	_ providers.Provider       = (*Provider)(nil)
 	_ providers.Watcher        = (*Provider)(nil)
 	_ providers.RequestCounter = (*Provider)(nil)
+	_ providers.HolderWatcher  = (*Provider)(nil)
+	_ providers.Lister         = (*Provider)(nil)
 )
 
 // BackendRequests implements providers.RequestCounter: etcd RPCs sent by
@@ -434,6 +436,101 @@ func (p *Provider) WaitChange(ctx context.Context, held *lock.HeldError) error {
 			}
 		}
 	}
+}
+
+// WaitHolderChange implements providers.HolderWatcher: one read of the
+// key, then a watch from the revision right after it, so no change after
+// the read is missed; it returns on a delete, on a new holder, or when the
+// holder's expiry (updated by its renewals) passes by the provider's clock.
+func (p *Provider) WaitHolderChange(ctx context.Context, name string, token int64) error {
+	key := p.key(name)
+	p.calls.Add(1)
+	resp, err := p.cli.Get(ctx, key)
+	if err != nil {
+		return mapErr(err)
+	}
+	var cur int64
+	var until time.Duration = -1
+	if len(resp.Kvs) == 1 {
+		if rec, err := decode(resp.Kvs[0]); err == nil && rec.expires().After(p.clock.Now()) {
+			cur, until = resp.Kvs[0].CreateRevision, rec.expires().Sub(p.clock.Now())
+		}
+	}
+	if cur != token {
+		return nil
+	}
+	var expiry <-chan time.Time
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	if until >= 0 {
+		t.Reset(until)
+		expiry = t.C
+	}
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel()
+	p.calls.Add(1)
+	wch := p.cli.Watch(wctx, key, clientv3.WithRev(resp.Header.Revision+1))
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-expiry:
+			return nil
+		case wr, ok := <-wch:
+			if !ok || wr.Err() != nil {
+				// Closed, compacted or leaderless: the service reads the
+				// status again, which reports a real failure if there is one.
+				return ctx.Err()
+			}
+			for _, ev := range wr.Events {
+				if ev.Type == clientv3.EventTypeDelete || ev.Kv.CreateRevision != token {
+					return nil
+				}
+				if rec, err := decode(ev.Kv); err == nil {
+					t.Reset(rec.expires().Sub(p.clock.Now()))
+					expiry = t.C
+				}
+			}
+		}
+	}
+}
+
+// List implements providers.Lister: one range read of the keys under
+// prefix+P from the key after the continuation, with a limit (a serializable
+// read of at most limit keys: O(limit)); keys whose lease expired by the
+// provider's clock but that etcd has not removed yet are skipped, so a page
+// may hold fewer than limit locks. The continuation is the last name read.
+func (p *Provider) List(ctx context.Context, prefix string, limit int, after string) ([]lock.Status, string, error) {
+	from := p.key(prefix)
+	end := clientv3.GetPrefixRangeEnd(from)
+	if after != "" {
+		if !strings.HasPrefix(after, prefix) {
+			return nil, "", lock.Invalid("page_token", "is not a page token of this listing")
+		}
+		from = p.key(after) + "\x00"
+	}
+	now := p.clock.Now()
+	p.calls.Add(1)
+	resp, err := p.cli.Get(ctx, from, clientv3.WithRange(end), clientv3.WithLimit(int64(limit)),
+		clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+	if err != nil {
+		return nil, "", mapErr(err)
+	}
+	out := make([]lock.Status, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		rec, err := decode(kv)
+		if err != nil {
+			return nil, "", err
+		}
+		if rec.expires().After(now) {
+			out = append(out, lock.Status{Name: strings.TrimPrefix(string(kv.Key), p.prefix), Held: true, Holder: holder(kv, rec)})
+		}
+	}
+	next := ""
+	if resp.More && len(resp.Kvs) > 0 {
+		next = strings.TrimPrefix(string(resp.Kvs[len(resp.Kvs)-1].Key), p.prefix)
+	}
+	return out, next, nil
 }
 
 // Ping implements providers.Provider.

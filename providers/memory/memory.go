@@ -10,6 +10,8 @@ import (
 	"context"
 	"crypto/subtle"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,7 +31,7 @@ type state struct {
 	mu      sync.Mutex
 	locks   map[string]*record
 	tokens  map[string]int64 // last token issued per name; never deleted
-	changed chan struct{}    // closed and replaced on every release
+	changed chan struct{}    // closed and replaced on every acquire and release
 	closed  bool
 }
 
@@ -43,8 +45,10 @@ type record struct {
 }
 
 var (
-	_ providers.Provider = (*Provider)(nil)
-	_ providers.Watcher  = (*Provider)(nil)
+	_ providers.Provider      = (*Provider)(nil)
+	_ providers.Watcher       = (*Provider)(nil)
+	_ providers.HolderWatcher = (*Provider)(nil)
+	_ providers.Lister        = (*Provider)(nil)
 )
 
 // Option configures a Provider.
@@ -122,6 +126,7 @@ func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.L
 		metadata: req.Metadata,
 	}
 	p.locks[req.Name] = r
+	p.notify()
 	return r.lease(req.Name), nil
 }
 
@@ -156,8 +161,7 @@ func (p *Provider) Release(ctx context.Context, req lock.ReleaseRequest) error {
 		return lock.ErrLeaseLost
 	}
 	delete(p.locks, req.Name)
-	close(p.changed)
-	p.changed = make(chan struct{})
+	p.notify()
 	return nil
 }
 
@@ -200,6 +204,78 @@ func (p *Provider) WaitChange(ctx context.Context, held *lock.HeldError) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// notify wakes every WaitChange and WaitHolderChange; p.mu must be held.
+func (p *Provider) notify() {
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+// WaitHolderChange implements providers.HolderWatcher: it returns at once
+// if the holder is not the one with token, else on the next acquire or
+// release of any name, when the holder's lease (as now renewed) expires,
+// or when ctx ends.
+func (p *Provider) WaitHolderChange(ctx context.Context, name string, token int64) error {
+	p.mu.Lock()
+	if err := p.check(); err != nil {
+		p.mu.Unlock()
+		return err
+	}
+	ch := p.changed
+	now := p.clock.Now()
+	r := p.live(name, now)
+	var cur int64
+	if r != nil {
+		cur = r.token
+	}
+	if cur != token {
+		p.mu.Unlock()
+		return nil
+	}
+	var timeout <-chan time.Time
+	if r != nil {
+		t := time.NewTimer(r.expires.Sub(now))
+		defer t.Stop()
+		timeout = t.C
+	}
+	p.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-timeout:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// List implements providers.Lister: a scan of the names in memory, sorted,
+// O(locks held) per page. The continuation is the last name listed.
+func (p *Provider) List(ctx context.Context, prefix string, limit int, after string) ([]lock.Status, string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.check(); err != nil {
+		return nil, "", err
+	}
+	now := p.clock.Now()
+	var names []string
+	for n, r := range p.locks {
+		if strings.HasPrefix(n, prefix) && n > after && now.Before(r.expires) {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	next := ""
+	if len(names) > limit {
+		names = names[:limit]
+		next = names[limit-1]
+	}
+	out := make([]lock.Status, 0, len(names))
+	for _, n := range names {
+		out = append(out, lock.Status{Name: n, Held: true, Holder: p.locks[n].holder()})
+	}
+	return out, next, nil
 }
 
 // Ping implements providers.Provider.

@@ -29,6 +29,9 @@ type nopClose struct{ providers.Provider }
 
 func (nopClose) Close() error { return nil }
 
+// Unwrap lets providers.As find the provider's optional capabilities.
+func (n nopClose) Unwrap() providers.Provider { return n.Provider }
+
 type fakeClock struct{ t time.Time }
 
 func (c *fakeClock) Now() time.Time { return c.t }

@@ -88,6 +88,9 @@ func Run(t *testing.T, h Harness) {
 		{"WaitForExpiry", testWaitExpiry},
 		{"WaitTimesOut", testWaitTimeout},
 		{"WaitEndsWithContext", testWaitContext},
+		{"ListByPrefix", testList},
+		{"WatchSeesEveryChange", testWatchChanges},
+		{"WatchReportsNoFalseChange", testWatchNoChange},
 	}
 	// The sub-tests run in parallel inside this group, which returns when
 	// they all have.
@@ -105,6 +108,17 @@ func Run(t *testing.T, h Harness) {
 			t.Parallel()
 			testClockTakeover(t, h, uniqueName(t))
 		})
+	})
+	t.Run("WatchCost", func(t *testing.T) {
+		p := h.Open(t)
+		t.Cleanup(func() { _ = p.Close() })
+		testWatchCost(t, p, uniqueName(t))
+	})
+	t.Run("WatchLatency", func(t *testing.T) {
+		testWatchLatency(t, open(t), open(t), uniqueName(t))
+	})
+	t.Run("Election", func(t *testing.T) {
+		Election(t, []*service.Service{open(t), open(t)}, uniqueName(t), ElectionConfig{})
 	})
 	t.Run("Contention", func(t *testing.T) {
 		testContention(t, open(t), h.Contention)

@@ -461,3 +461,53 @@ func mapErr(err error) error {
 	// retrying will not help, so it is an internal error.
 	return fmt.Errorf("spanner: %w", err)
 }
+
+var _ providers.Lister = (*Provider)(nil)
+
+// List implements providers.Lister: one strong single-use query (one
+// streaming RPC, plus session management) over the primary key,
+//
+//	WHERE STARTS_WITH(name, @prefix) AND name > @after AND <held now> ORDER BY name LIMIT @limit
+//
+// a range scan of the key from max(prefix, after) that reads the rows under
+// the prefix in key order until limit held ones are found: O(limit) when
+// most names under the prefix are held, at worst every row under the prefix
+// (released rows stay, to keep their tokens). Expiry is judged by
+// Spanner's clock, as for Status. The continuation is the last name
+// listed.
+func (p *Provider) List(ctx context.Context, prefix string, limit int, after string) ([]lock.Status, string, error) {
+	stmt := spanner.Statement{
+		SQL: `SELECT CURRENT_TIMESTAMP(), name, token, owner, metadata, expires_at, shown_expires_at FROM ` + p.table + `
+WHERE STARTS_WITH(name, @prefix) AND name > @after AND lease_id IS NOT NULL AND expires_at > CURRENT_TIMESTAMP()
+ORDER BY name LIMIT @limit`,
+		Params: map[string]any{"prefix": prefix, "after": after, "limit": int64(limit)},
+	}
+	it := p.client.Single().Query(ctx, stmt)
+	defer it.Stop()
+	var out []lock.Status
+	for {
+		sr, err := it.Next()
+		if errors.Is(err, iterator.Done) {
+			break
+		}
+		if err != nil {
+			return nil, "", mapErr(err)
+		}
+		var (
+			r               row
+			name            string
+			owner, metadata spanner.NullString
+			exp, shown      spanner.NullTime
+		)
+		if err := sr.Columns(&r.now, &name, &r.token, &owner, &metadata, &exp, &shown); err != nil {
+			return nil, "", mapErr(err)
+		}
+		r.owner, r.metadata, r.expiresAt, r.shown = owner.StringVal, metadata.StringVal, exp.Time, shown.Time
+		out = append(out, lock.Status{Name: name, Held: true, Holder: r.held(name).Holder})
+	}
+	next := ""
+	if len(out) == limit {
+		next = out[len(out)-1].Name
+	}
+	return out, next, nil
+}

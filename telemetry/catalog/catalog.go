@@ -51,7 +51,7 @@ var (
 	acquireResults = []string{"acquired", "held", "error"}
 	renewResults   = []string{"renewed", "lost", "error"}
 	releaseResults = []string{"released", "lost", "error"}
-	backendOps     = []string{"acquire", "renew", "release", "status", "ping"}
+	backendOps     = []string{"acquire", "renew", "release", "status", "ping", "list"}
 	backendResults = []string{"ok", "error"}
 )
 
@@ -71,6 +71,8 @@ var (
 	BackendRequestDuration = Metric{"lock_backend_request_duration_seconds", "Duration of calls to the storage provider, by provider and operation.", Histogram, []string{"provider", "op"}, []string{"op"}, map[string][]string{"op": backendOps}}
 	HTTPRequestsTotal      = Metric{"lock_http_requests_total", "HTTP requests answered, by route and status code.", Counter, []string{"route", "code"}, nil, nil}
 	HTTPRequestDuration    = Metric{"lock_http_request_duration_seconds", "Time to answer HTTP requests, by route.", Histogram, []string{"route"}, nil, nil}
+	WatchesOpen            = Metric{"lock_watches_open", "Watches (GET /v1/locks/watch) this instance is serving now.", Gauge, nil, nil, nil}
+	WatchChangesTotal      = Metric{"lock_watch_changes_total", "Watches answered with a change of holder (changed: true).", Counter, nil, nil, nil}
 )
 
 // Metrics lists every metric hasp exports.
@@ -79,6 +81,7 @@ var Metrics = []Metric{
 	RenewTotal, ReleaseTotal, LostTotal,
 	BackendRequestsTotal, BackendRequestDuration,
 	HTTPRequestsTotal, HTTPRequestDuration,
+	WatchesOpen, WatchChangesTotal,
 }
 
 // DurationBuckets are the histogram buckets, in seconds: from a millisecond
