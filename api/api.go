@@ -419,6 +419,8 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		h.log.WarnContext(r.Context(), "backend throttled", "path", r.URL.Path, "error", err.Error())
 		w.Header().Set("Retry-After", retryAfterSeconds(err))
 		writeError(w, http.StatusTooManyRequests, "throttled", "the backend is throttling requests; retry later", "")
+	case errors.Is(err, service.ErrUnsupported):
+		writeError(w, http.StatusNotImplemented, "unsupported", "the "+h.svc.ProviderName()+" store cannot do this", "")
 	case errors.Is(err, lock.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		h.log.WarnContext(r.Context(), "backend unavailable", "path", r.URL.Path, "error", err.Error())
 		w.Header().Set("Retry-After", retryAfterSeconds(err))

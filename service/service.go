@@ -271,3 +271,7 @@ func (s *Service) Ping(ctx context.Context) error {
 // Guarantee is what the store keeps when it keeps less than API v1's
 // semantics in full (providers.Guarantor), or "".
 func (s *Service) Guarantee() string { return providers.GuaranteeOf(s.p) }
+
+// ErrUnsupported is providers.ErrUnsupported: the store lacks the optional
+// capability an operation needs (listing, for one); the API answers 501.
+var ErrUnsupported = providers.ErrUnsupported
