@@ -27,6 +27,7 @@ import (
 
 	"github.com/hasplock/hasp/api/wire"
 	"github.com/hasplock/hasp/lock"
+	"github.com/hasplock/hasp/providers"
 	"github.com/hasplock/hasp/service"
 )
 
@@ -298,10 +299,10 @@ func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
 	if err := h.svc.Ping(ctx); err != nil {
 		h.log.WarnContext(r.Context(), "health check failed", "error", err.Error())
 		w.Header().Set("Retry-After", "1")
-		writeJSON(w, http.StatusServiceUnavailable, wire.HealthResponse{Status: "unavailable", Provider: h.svc.ProviderName()})
+		writeJSON(w, http.StatusServiceUnavailable, wire.HealthResponse{Status: "unavailable", Provider: h.svc.ProviderName(), Guarantee: providers.GuaranteeOf(h.svc.Provider())})
 		return
 	}
-	writeJSON(w, http.StatusOK, wire.HealthResponse{Status: "ok", Provider: h.svc.ProviderName()})
+	writeJSON(w, http.StatusOK, wire.HealthResponse{Status: "ok", Provider: h.svc.ProviderName(), Guarantee: providers.GuaranteeOf(h.svc.Provider())})
 }
 
 // fail maps an error from decoding or the service to its response.

@@ -101,3 +101,37 @@ type Provisioner interface {
 	// Provision creates what is missing; ctx bounds the whole set-up.
 	Provision(ctx context.Context) error
 }
+
+// Guarantor is an optional capability of a Provider whose guarantees
+// depend on how its backend is set up (Redis with or without persistence,
+// one server or a Redlock majority). GET /v1/health shows the label as
+// "guarantee", so that an operator sees what the store really promises.
+type Guarantor interface {
+	// Guarantee says in a few words which guarantee the store gives, such
+	// as "best effort" or "durable: AOF appendfsync everysec".
+	Guarantee() string
+}
+
+// Unwrapper is implemented by a Provider that wraps another (for metrics
+// or tracing), so that optional capabilities of the wrapped one can still
+// be found (see GuaranteeOf).
+type Unwrapper interface {
+	// Unwrap returns the wrapped provider.
+	Unwrap() Provider
+}
+
+// GuaranteeOf returns p's Guarantee, looking through wrappers, or "" when
+// p does not state one.
+func GuaranteeOf(p Provider) string {
+	for p != nil {
+		if g, ok := p.(Guarantor); ok {
+			return g.Guarantee()
+		}
+		u, ok := p.(Unwrapper)
+		if !ok {
+			return ""
+		}
+		p = u.Unwrap()
+	}
+	return ""
+}

@@ -51,6 +51,10 @@ type instrumented struct {
 	name string
 }
 
+// Unwrap implements providers.Unwrapper, so that capabilities such as
+// providers.Guarantor are found through the wrapper.
+func (p *instrumented) Unwrap() providers.Provider { return p.Provider }
+
 // observe records one backend call. Lock outcomes (held, lost, invalid)
 // are answers, not backend failures: only the rest count as errors.
 func (p *instrumented) observe(ctx context.Context, op string, f func(ctx context.Context) error) error {

@@ -35,6 +35,9 @@ type Target struct {
 	Client *http.Client
 	// Provider is the name /v1/health must report; empty accepts any.
 	Provider string
+	// Guarantee is the label /v1/health must report; empty accepts any
+	// (or none).
+	Guarantee string
 	// Contenders is the number of concurrent clients in the contention
 	// check (default 12), each doing Rounds acquires (default 15).
 	Contenders, Rounds int
@@ -143,6 +146,9 @@ func (tg *Target) testHealth(t *testing.T) {
 	assert.Equal(t, "ok", r.Body["status"])
 	if tg.Provider != "" {
 		assert.Equal(t, tg.Provider, r.Body["provider"])
+	}
+	if tg.Guarantee != "" {
+		assert.Equal(t, tg.Guarantee, r.Body["guarantee"])
 	}
 	h := tg.Do(t, http.MethodHead, "/v1/health", nil)
 	assert.Equal(t, http.StatusOK, h.Status)

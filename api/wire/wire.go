@@ -63,6 +63,10 @@ type StatusResponse struct {
 type HealthResponse struct {
 	Status   string `json:"status"`
 	Provider string `json:"provider"`
+	// Guarantee is the store's own label of what it promises ("best
+	// effort" for Redis without persistence); absent when the provider
+	// states none.
+	Guarantee string `json:"guarantee,omitempty"`
 }
 
 // ErrorBody is the "error" member of every error response.

@@ -17,6 +17,7 @@ import (
 	_ "github.com/hasplock/hasp/providers/dynamodb"
 	_ "github.com/hasplock/hasp/providers/etcd"
 	_ "github.com/hasplock/hasp/providers/memory"
+	_ "github.com/hasplock/hasp/providers/redis"
 	_ "github.com/hasplock/hasp/providers/spanner"
 )
 
