@@ -52,19 +52,19 @@ func (r reply) held(name string) *lock.HeldError {
 
 // eval runs a script by its hash (EVALSHA), and by its text (EVAL) if the
 // server does not have it (NOSCRIPT: it did not run), counting each.
-func (n *node) eval(ctx context.Context, s *goredis.Script, key string, args ...any) *goredis.Cmd {
+func (n *node) eval(ctx context.Context, s *goredis.Script, keys []string, args ...any) *goredis.Cmd {
 	n.calls.Add(1)
-	cmd := s.EvalSha(ctx, n.rdb, []string{key}, args...)
+	cmd := s.EvalSha(ctx, n.rdb, keys, args...)
 	if goredis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
 		n.calls.Add(1)
-		cmd = s.Eval(ctx, n.rdb, []string{key}, args...)
+		cmd = s.Eval(ctx, n.rdb, keys, args...)
 	}
 	return cmd
 }
 
 // run runs a script and decodes an array reply.
 func (n *node) run(ctx context.Context, s *goredis.Script, key string, args ...any) (reply, error) {
-	v, err := n.eval(ctx, s, key, args...).Slice()
+	v, err := n.eval(ctx, s, []string{key}, args...).Slice()
 	if err != nil {
 		return reply{}, mapErr(n.addr, err)
 	}
@@ -72,8 +72,8 @@ func (n *node) run(ctx context.Context, s *goredis.Script, key string, args ...a
 }
 
 // runInt runs a script whose reply is an integer.
-func (n *node) runInt(ctx context.Context, s *goredis.Script, key string, args ...any) (int64, error) {
-	v, err := n.eval(ctx, s, key, args...).Int64()
+func (n *node) runInt(ctx context.Context, s *goredis.Script, keys []string, args ...any) (int64, error) {
+	v, err := n.eval(ctx, s, keys, args...).Int64()
 	if err != nil {
 		return 0, mapErr(n.addr, err)
 	}
@@ -144,10 +144,11 @@ func (n *node) renew(ctx context.Context, key, leaseHash string, ttl time.Durati
 	return n.run(ctx, renewScript, key, leaseHash, ttl.Milliseconds(), d, before.UnixMilli())
 }
 
-// release runs the release script with this call's mark; it reports
-// whether the lease was released (now, or by the same call before).
-func (n *node) release(ctx context.Context, key, leaseHash, mark string, before time.Time) (bool, error) {
-	v, err := n.runInt(ctx, releaseScript, key, leaseHash, mark, before.UnixMilli())
+// release runs the release script with this call's mark key (see
+// markKey); it reports whether the lease was released (now, or by the
+// same call before).
+func (n *node) release(ctx context.Context, key, markKey, leaseHash string, before time.Time) (bool, error) {
+	v, err := n.runInt(ctx, releaseScript, []string{key, markKey}, leaseHash, before.UnixMilli(), ReleaseMarkTTL.Milliseconds())
 	return v == 1, err
 }
 
@@ -158,7 +159,7 @@ func (n *node) status(ctx context.Context, key string) (reply, error) {
 
 // commit raises the node's counter to token if the lease holds it.
 func (n *node) commit(ctx context.Context, key, leaseHash string, token int64) (bool, error) {
-	v, err := n.runInt(ctx, commitScript, key, leaseHash, token)
+	v, err := n.runInt(ctx, commitScript, []string{key}, leaseHash, token)
 	return v == 1, err
 }
 
@@ -180,9 +181,16 @@ func (n *node) loadScripts(ctx context.Context) error {
 	return mapErr(n.addr, err)
 }
 
-// newMark returns a random mark for one release call.
-func newMark() string {
+// ReleaseMarkTTL is how long the mark of a release call outlives it: the
+// key prefix + "#rel:" + 128 random bits, written by the release script,
+// so that the client's retry of that call (within its timeouts, seconds)
+// finds it and answers released, whatever happened to the lock since.
+// Lock names cannot contain '#', so a mark never meets a lock.
+const ReleaseMarkTTL = 30 * time.Second
+
+// markKey returns a fresh mark key for one release call.
+func markKey(prefix string) string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
-	return base64.RawURLEncoding.EncodeToString(b[:])
+	return prefix + "#rel:" + base64.RawURLEncoding.EncodeToString(b[:])
 }

@@ -30,8 +30,9 @@
 //
 // A request whose answer was lost is retried by the client (up to twice)
 // with the same effect as once: an acquire finds its own lease and
-// returns it, a renew renews again, and a release finds its own random
-// mark and answers released (a second release of the same lease answers
+// returns it, a renew renews again, and a release finds the mark key its
+// call wrote (ReleaseMarkTTL) and answers released, even if the lock has
+// changed hands since (a second release of the same lease answers
 // lease_lost).
 //
 // What it relies on, and what happens when that fails:
@@ -197,7 +198,7 @@ func (p *Provider) Renew(ctx context.Context, req lock.RenewRequest) (lock.Lease
 
 // Release implements providers.Provider: one script.
 func (p *Provider) Release(ctx context.Context, req lock.ReleaseRequest) error {
-	ok, err := p.n.release(ctx, p.key(req.Name), lock.HashLeaseID(req.LeaseID), newMark(), p.clock.Now())
+	ok, err := p.n.release(ctx, p.key(req.Name), markKey(p.prefix), lock.HashLeaseID(req.LeaseID), p.clock.Now())
 	if err != nil {
 		return err
 	}

@@ -69,6 +69,9 @@ type wire struct {
 	writes  atomic.Int64
 	drop    atomic.Value // string
 	dropped atomic.Int64
+	// meanwhile, if set, runs after a lost answer, before the client
+	// learns of the loss and retries.
+	meanwhile func()
 }
 
 func (w *wire) dialer(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -103,6 +106,9 @@ func (c *wireConn) Read(b []byte) (int, error) {
 		// lose it.
 		_, _ = c.Conn.Read(b)
 		c.w.dropped.Add(1)
+		if c.w.meanwhile != nil {
+			c.w.meanwhile()
+		}
 		_ = c.Conn.Close()
 		return 0, io.EOF // the connection closed under the answer: go-redis retries
 	}
@@ -212,13 +218,25 @@ func TestRetriedAfterApplied(t *testing.T) {
 	require.Equal(t, int64(2), w.dropped.Load())
 	assert.Equal(t, l.FencingToken, r.FencingToken)
 
+	// Before the release's retry, another client takes the lock and
+	// releases it: the retry still answers released.
+	other, err := redis.New(ctx, plain)
+	require.NoError(t, err)
+	var between lock.Lease
+	w.meanwhile = func() {
+		o := service.New(other)
+		between, err = o.Acquire(ctx, lock.AcquireRequest{Name: "a"})
+		require.NoError(t, err)
+		require.NoError(t, o.Release(ctx, lock.ReleaseRequest{Name: "a", LeaseID: between.LeaseID}))
+	}
 	w.dropNext(lock.HashLeaseID(l.LeaseID))
 	require.NoError(t, s.Release(ctx, lock.ReleaseRequest{Name: "a", LeaseID: l.LeaseID}), "a release retried after it was applied answers released")
 	require.Equal(t, int64(3), w.dropped.Load())
+	assert.Greater(t, between.FencingToken, l.FencingToken, "another holder came and went before the retry")
 	require.ErrorIs(t, s.Release(ctx, lock.ReleaseRequest{Name: "a", LeaseID: l.LeaseID}), lock.ErrLeaseLost, "another release of the same lease is lost")
 	l2, err := s.Acquire(ctx, lock.AcquireRequest{Name: "a"})
 	require.NoError(t, err)
-	assert.Greater(t, l2.FencingToken, l.FencingToken)
+	assert.Greater(t, l2.FencingToken, between.FencingToken)
 }
 
 // TestDurabilityCheck: Open refuses a server that would lose acknowledged

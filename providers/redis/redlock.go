@@ -50,8 +50,11 @@ func drift(ttl time.Duration) time.Duration {
 //     round trip, only then), so that every later majority, which shares a
 //     node with this one, issues more. Failing a majority, the acquire
 //     undoes its lease on every node it may have written (those that
-//     granted and those that did not answer), and retries twice after a
-//     random pause of a few milliseconds when the vote was split.
+//     granted and those that did not answer), and tries again after a
+//     random pause of a few milliseconds when the vote was split or nodes
+//     did not answer (six rounds at most). It names a holder only when
+//     that lease may hold a majority, or when every node answered and the
+//     vote stayed split.
 //   - Renew and release run on every node; they succeed when a majority
 //     renewed or released, and answer lease_lost when a majority no longer
 //     has the lease. Otherwise the outcome is unknown (unavailable).
@@ -91,6 +94,35 @@ type rnode struct {
 	mu      sync.Mutex
 	fsync   string // "always" or "everysec" once checked
 	refused error  // wraps ErrNotDurable: the node is never used
+
+	downUntil atomic.Int64 // Unix ns: left out until then (see downFor)
+}
+
+// downFor is how long a Redlock node whose call failed for want of a
+// connection (after the client's own retries, so not one lost packet) is
+// left out of operations, its answer counting as unknown, so that a dead
+// or unreachable node does not delay every operation; the first operation
+// after that tries it again.
+const downFor = time.Second
+
+// left reports whether n is being left out after a failed call.
+func (n *rnode) left() bool {
+	until := n.downUntil.Load()
+	return until != 0 && time.Now().UnixNano() < until
+}
+
+// after records the outcome of a call to n made under ctx: a transport
+// failure (not an error reply from Redis, not the end of the caller's
+// ctx) leaves it out for downFor.
+func (n *rnode) after(ctx context.Context, err error) {
+	var rerr goredis.Error
+	switch {
+	case err == nil:
+		n.downUntil.Store(0)
+	case ctx.Err() != nil, errors.As(err, &rerr), !errors.Is(err, lock.ErrUnavailable):
+	default:
+		n.downUntil.Store(time.Now().Add(downFor).UnixNano())
+	}
 }
 
 var (
@@ -183,15 +215,18 @@ func (p *Redlock) Name() string { return "redlock" }
 
 // Guarantee implements providers.Guarantor: "best effort" with
 // durability=none, else "durable: AOF appendfsync everysec (or always) on
-// every node, majority Q of N", naming nodes not yet checked.
+// every node, majority Q of N", counting the nodes not yet checked and
+// those refused (which count as down).
 func (p *Redlock) Guarantee() string {
 	if p.durability == DurabilityNone {
 		return "best effort"
 	}
-	fsync, unchecked := "always", 0
+	fsync, unchecked, refused := "always", 0, 0
 	for _, n := range p.nodes {
 		n.mu.Lock()
 		switch {
+		case n.refused != nil:
+			refused++
 		case n.fsync == "":
 			unchecked++
 		case n.fsync == "everysec":
@@ -202,6 +237,9 @@ func (p *Redlock) Guarantee() string {
 	s := fmt.Sprintf("durable: AOF appendfsync %s on every node, majority %d of %d", fsync, p.quorum, len(p.nodes))
 	if unchecked > 0 {
 		s += fmt.Sprintf(" (%d not yet checked)", unchecked)
+	}
+	if refused > 0 {
+		s += fmt.Sprintf(" (%d refused: no persistence, never used)", refused)
 	}
 	return s
 }
@@ -236,11 +274,17 @@ func (p *Redlock) fanout(ctx context.Context, idx []int, fn func(ctx context.Con
 			nctx, cancel := context.WithTimeout(ctx, p.nodeTimeout)
 			defer cancel()
 			n := p.nodes[i]
+			if n.left() {
+				out[i].err = lock.Unavailable(fmt.Errorf("redis %s: left out for %s after a failed connection", n.addr, downFor), downFor)
+				return
+			}
 			if err := p.ready(nctx, n); err != nil {
+				n.after(ctx, err)
 				out[i].err = err
 				return
 			}
 			out[i].r, out[i].err = fn(nctx, n)
+			n.after(ctx, out[i].err)
 		}()
 	}
 	wg.Wait()
@@ -319,23 +363,27 @@ func biggest(ans []answer, idx []int) (group, bool) {
 func (p *Redlock) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.Lease, error) {
 	key, lh := p.key(req.Name), lock.HashLeaseID(req.LeaseID)
 	for attempt := 1; ; attempt++ {
-		l, final, err := p.acquireOnce(ctx, key, lh, req)
-		if final || attempt == 3 {
+		l, final, err := p.acquireOnce(ctx, key, lh, req, attempt == maxAcquireRounds)
+		if final {
 			return l, err
 		}
 		// A split vote or unknown outcomes: try again after a random
 		// pause, so that racing acquirers fall out of step.
 		select {
-		case <-time.After(time.Duration(1+rand.IntN(5*attempt)) * time.Millisecond):
+		case <-time.After(time.Duration(1+rand.IntN(4*attempt)) * time.Millisecond):
 		case <-ctx.Done():
 			return lock.Lease{}, err
 		}
 	}
 }
 
+// maxAcquireRounds is how many rounds an Acquire may take when votes are
+// split or nodes do not answer.
+const maxAcquireRounds = 6
+
 // acquireOnce is one round of Acquire; final is false when another round
-// may succeed.
-func (p *Redlock) acquireOnce(ctx context.Context, key, lh string, req lock.AcquireRequest) (_ lock.Lease, final bool, _ error) {
+// may succeed (and last is false).
+func (p *Redlock) acquireOnce(ctx context.Context, key, lh string, req lock.AcquireRequest, last bool) (_ lock.Lease, final bool, _ error) {
 	before := p.clock.Now()
 	ans := p.fanout(ctx, nil, func(ctx context.Context, n *rnode) (reply, error) {
 		return n.acquire(ctx, key, lh, req, before, req.TTL+drift(req.TTL), 1000)
@@ -347,18 +395,23 @@ func (p *Redlock) acquireOnce(ctx context.Context, key, lh string, req lock.Acqu
 			return l, true, nil
 		}
 		p.undo(ctx, key, lh, append(granted, unknown...))
-		return lock.Lease{}, false, err
+		return lock.Lease{}, last, err
 	}
 	p.undo(ctx, key, lh, append(granted, unknown...))
 	g, ok := biggest(ans, held)
 	n, u := len(g.replies), len(unknown)
+	switch {
 	// Name a holder only if it may hold a majority (so a lease released
 	// on a majority, still left on a node where its release failed, is
-	// never named), and unless this acquire might have had one too.
-	if ok && (n >= p.quorum || n+u >= p.quorum && len(granted)+u < p.quorum) {
+	// not named), and unless this acquire might have had one too.
+	case ok && (n >= p.quorum || n+u >= p.quorum && len(granted)+u < p.quorum):
+		return lock.Lease{}, true, g.summary().held(req.Name)
+	// Every node answered and the vote stayed split between acquirers
+	// round after round: the lock is contended; name the likeliest.
+	case last && ok && u == 0:
 		return lock.Lease{}, true, g.summary().held(req.Name)
 	}
-	return lock.Lease{}, false, lock.Unavailable(fmt.Errorf("redlock: %q: %d of %d nodes granted, %d held by others, %d did not answer (%w); %d needed",
+	return lock.Lease{}, last, lock.Unavailable(fmt.Errorf("redlock: %q: %d of %d nodes granted, %d held by others, %d did not answer (%w); %d needed",
 		req.Name, len(granted), len(p.nodes), len(held), u, firstErr(ans, unknown), p.quorum), 50*time.Millisecond)
 }
 
@@ -405,9 +458,9 @@ func (p *Redlock) undo(ctx context.Context, key, lh string, idx []int) {
 	if len(idx) == 0 {
 		return
 	}
-	mark, now := newMark(), p.clock.Now()
+	mark, now := markKey(p.prefix), p.clock.Now()
 	p.fanout(context.WithoutCancel(ctx), idx, func(ctx context.Context, n *rnode) (reply, error) {
-		_, err := n.release(ctx, key, lh, mark, now)
+		_, err := n.release(ctx, key, mark, lh, now)
 		return reply{}, err
 	})
 }
@@ -439,9 +492,9 @@ func (p *Redlock) Renew(ctx context.Context, req lock.RenewRequest) (lock.Lease,
 
 // Release implements providers.Provider (see Redlock).
 func (p *Redlock) Release(ctx context.Context, req lock.ReleaseRequest) error {
-	key, lh, mark, before := p.key(req.Name), lock.HashLeaseID(req.LeaseID), newMark(), p.clock.Now()
+	key, lh, mark, before := p.key(req.Name), lock.HashLeaseID(req.LeaseID), markKey(p.prefix), p.clock.Now()
 	ans := p.fanout(ctx, nil, func(ctx context.Context, n *rnode) (reply, error) {
-		ok, err := n.release(ctx, key, lh, mark, before)
+		ok, err := n.release(ctx, key, mark, lh, before)
 		return reply{ok: ok}, err
 	})
 	released, lost, unknown := tally(ans, p.all())

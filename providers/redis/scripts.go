@@ -16,7 +16,9 @@ import goredis "github.com/redis/go-redis/v9"
 //	rep  the expiry reported to the holder: Unix ms by the service's clock
 //	ttl  the granted TTL, ms
 //	own, md  owner and metadata (absent when empty)
-//	rel  the random mark of the last release call
+//
+// and, for a few seconds after each release, its call's mark key (see
+// ReleaseMarkTTL).
 //
 // Numbers are written with string.format('%.0f'), exact for integers below
 // 2^53 (Lua's numbers are doubles; tostring would round to 14 digits).
@@ -96,22 +98,23 @@ return {1, tonumber(h[3]), rep, ttl, h[6] or '', h[7] or '', hold}
 `)
 
 // releaseScript ends the lease and keeps the hash (and its counter). It
-// writes this call's random mark, so that the client's retry of a release
-// whose answer was lost finds its own mark and answers released, while any
-// other release of the same lease answers lost.
+// also writes this call's mark key (expiring after ReleaseMarkTTL), so
+// that the client's retry of a release whose answer was lost finds it and
+// answers released, even if others have taken and released the lock
+// since, while any other release of the same lease answers lost.
 //
-// KEYS[1]; ARGV: lease hash, mark, the service's clock ms.
+// KEYS[1] the lock's hash, KEYS[2] the call's mark key; ARGV: lease hash,
+// the service's clock ms, mark TTL ms.
 //
-// Reply: 1 released (now or by this very call before), 0 not held.
+// Reply: 1 released (now, or by this very call before), 0 not held.
 var releaseScript = newScript(luaNow + `
-local h = redis.call('HMGET', KEYS[1], 'lh', 'exp', 'tok', 'rep', 'rel')
-if ` + heldBy("ARGV[3]") + ` then
+local h = redis.call('HMGET', KEYS[1], 'lh', 'exp', 'tok', 'rep')
+if ` + heldBy("ARGV[2]") + ` then
   redis.call('HDEL', KEYS[1], 'lh', 'exp', 'rep', 'ttl', 'own', 'md')
-  redis.call('HSET', KEYS[1], 'rel', ARGV[2])
+  redis.call('SET', KEYS[2], '1', 'PX', ARGV[3])
   return 1
 end
-if h[5] == ARGV[2] then return 1 end
-return 0
+return redis.call('EXISTS', KEYS[2])
 `)
 
 // statusScript reads the holder.

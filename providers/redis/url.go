@@ -127,9 +127,11 @@ func Open(ctx context.Context, u *url.URL) (providers.Provider, error) {
 
 // ClientOptions returns the go-redis client options Open uses for the
 // server at addr: RESP2 without client-identity or maintenance-notification
-// handshakes, context deadlines honoured, dial and I/O timeouts of 2 s, and
-// up to two retries of a command whose connection failed (every script is
-// safe to run twice; see scripts.go).
+// handshakes, context deadlines honoured, dial and I/O timeouts of 2 s, one
+// dial attempt per try (a server that refuses connections is reported
+// unavailable at once rather than after the client's default five dials),
+// and up to two retries of a command whose connection failed (every script
+// is safe to run twice; see scripts.go).
 func ClientOptions(addr string) *goredis.Options {
 	return &goredis.Options{
 		Addr:                  addr,
@@ -137,6 +139,7 @@ func ClientOptions(addr string) *goredis.Options {
 		DisableIdentity:       true,
 		ContextTimeoutEnabled: true,
 		DialTimeout:           2 * time.Second,
+		DialerRetries:         1,
 		ReadTimeout:           2 * time.Second,
 		WriteTimeout:          2 * time.Second,
 		MaxRetries:            2,
