@@ -46,8 +46,12 @@ func (r reply) lease(name, leaseID string) lock.Lease {
 	}
 }
 
-func (r reply) held(name string) *lock.HeldError {
-	return &lock.HeldError{Name: name, Holder: r.holder(), RetryAfter: time.Duration(max(r.left, 0)) * time.Millisecond}
+// held reports the holder. The retry hint is the time until the server
+// lets another acquirer in, but no more than the time until the holder's
+// reported expiry by now (the service's clock): API v1's "or less".
+func (r reply) held(name string, now time.Time) *lock.HeldError {
+	retry := min(time.Duration(r.left)*time.Millisecond, r.expires().Sub(now))
+	return &lock.HeldError{Name: name, Holder: r.holder(), RetryAfter: max(retry, 0)}
 }
 
 // eval runs a script by its hash (EVALSHA), and by its text (EVAL) if the

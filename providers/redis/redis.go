@@ -179,7 +179,7 @@ func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.L
 		return lock.Lease{}, err
 	}
 	if !r.ok {
-		return lock.Lease{}, r.held(req.Name)
+		return lock.Lease{}, r.held(req.Name, p.clock.Now())
 	}
 	return r.lease(req.Name, req.LeaseID), nil
 }

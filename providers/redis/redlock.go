@@ -405,11 +405,11 @@ func (p *Redlock) acquireOnce(ctx context.Context, key, lh string, req lock.Acqu
 	// on a majority, still left on a node where its release failed, is
 	// not named), and unless this acquire might have had one too.
 	case ok && (n >= p.quorum || n+u >= p.quorum && len(granted)+u < p.quorum):
-		return lock.Lease{}, true, g.summary().held(req.Name)
+		return lock.Lease{}, true, g.summary().held(req.Name, p.clock.Now())
 	// Every node answered and the vote stayed split between acquirers
 	// round after round: the lock is contended; name the likeliest.
 	case last && ok && u == 0:
-		return lock.Lease{}, true, g.summary().held(req.Name)
+		return lock.Lease{}, true, g.summary().held(req.Name, p.clock.Now())
 	}
 	return lock.Lease{}, last, lock.Unavailable(fmt.Errorf("redlock: %q: %d of %d nodes granted, %d held by others, %d did not answer (%w); %d needed",
 		req.Name, len(granted), len(p.nodes), len(held), u, firstErr(ans, unknown), p.quorum), 50*time.Millisecond)
