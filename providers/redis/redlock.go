@@ -548,15 +548,6 @@ func (p *Redlock) Close() error {
 	return errors.Join(errs...)
 }
 
-// Addrs returns the nodes' addresses, in the order given.
-func (p *Redlock) Addrs() []string {
-	out := make([]string, len(p.nodes))
-	for i, n := range p.nodes {
-		out[i] = n.addr
-	}
-	return out
-}
-
 // firstErr returns the first error among the answers at idx, or one that
 // says there was none.
 func firstErr(ans []answer, idx []int) error {
