@@ -18,6 +18,7 @@ need moto_server "DynamoDB emulator (comes with the machine image)"
 need kubectl "builds infra/k8s with kustomize in tests (comes with the machine image)"
 need node "runs dynalite (Node.js comes with the machine image)"
 need npm "installs dynalite (comes with Node.js)"
+need redis-server "Redis and Redlock tests (Debian package redis-server: make deps installs it)"
 # The Cloud Spanner emulator is not on PATH: look where its Debian package puts it.
 if [ -z "${HASP_SPANNER_EMULATOR:-}" ] && ! command -v emulator_main >/dev/null 2>&1 \
    && [ ! -x /usr/lib/google-cloud-sdk/bin/cloud_spanner_emulator/emulator_main ] \

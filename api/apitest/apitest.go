@@ -153,6 +153,9 @@ func (tg *Target) testHealth(t *testing.T) {
 		assert.Equal(t, tg.Guarantee != "", present, "guarantee present: %v", g)
 		assert.Equal(t, tg.Guarantee, str(g))
 	}
+	if tg.Guarantee != "" {
+		assert.Equal(t, tg.Guarantee, r.Body["guarantee"])
+	}
 	h := tg.Do(t, http.MethodHead, "/v1/health", nil)
 	assert.Equal(t, http.StatusOK, h.Status)
 	assert.Empty(t, h.Raw)

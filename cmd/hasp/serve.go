@@ -43,6 +43,12 @@ const serveExample = `  # the embedded default: a single-node etcd keeping its d
   # Apache ZooKeeper (locks under the znode /hasp/locks, created when missing)
   hasp serve --store zk://zk-0:2181,zk-1:2181,zk-2:2181/hasp/locks --listen :8080
 
+  # Redis with its append-only file (refused without persistence unless ?durability=none)
+  hasp serve --store redis://127.0.0.1:6379
+
+  # Redlock: a majority of independent Redis masters
+  hasp serve --store redlock://10.0.0.1:6379,10.0.0.2:6379,10.0.0.3:6379
+
   # in memory, for tests only
   hasp serve --store memory:`
 
@@ -69,7 +75,7 @@ func newServe() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&listen, "listen", envOr("HASP_LISTEN", "127.0.0.1:8080"), "address to listen on (env HASP_LISTEN)")
 	f.StringVar(&store, "store", envOr("HASP_STORE", "embedded:./.hasp-data"),
-		"store URL (env HASP_STORE): embedded:PATH, etcd://[user:pass@]host:2379[,host:2379][?prefix=P&ca=FILE&cert=FILE&key=FILE&tls=true], dynamodb://TABLE[?cleanup=720h], spanner://projects/P/instances/I/databases/D[?table=T], cosmos://DATABASE/CONTAINER, ssm:///PREFIX, zk://host:2181[,host:2181][/PREFIX][?session_timeout=10s&max_skew=1s], memory: (see the README)")
+		"store URL (env HASP_STORE): embedded:PATH, etcd://[user:pass@]host:2379[,host:2379][?prefix=P&ca=FILE&cert=FILE&key=FILE&tls=true], dynamodb://TABLE[?cleanup=720h], spanner://projects/P/instances/I/databases/D[?table=T], cosmos://DATABASE/CONTAINER, ssm:///PREFIX, zk://host:2181[,host:2181][/PREFIX][?session_timeout=10s&max_skew=1s], redis://host:6379[/DB][?durability=none], redlock://host:6379,host:6379,host:6379[?durability=none], memory: (see the README)")
 	f.StringVar(&tokenFile, "auth-token-file", "", "file of bearer tokens, one per line, required on lock routes (also env HASP_AUTH_TOKENS, comma-separated)")
 	f.DurationVar(&shutdownGrace, "shutdown-grace", app.ShutdownGrace, "how long to let in-flight requests finish on SIGINT/SIGTERM")
 	f.BoolVar(&metrics, "metrics", true, "serve Prometheus metrics at /metrics (open, like /v1/health)")

@@ -1,0 +1,235 @@
+// Package redis stores hasp leases in Redis: on one server
+// ("redis://host:6379") or on a Redlock majority of independent masters
+// ("redlock://h1:6379,h2:6379,h3:6379"), each operation one Lua script per
+// server (see scripts.go), with expiry judged by the server's clock.
+//
+// # One server (redis://)
+//
+// A lock is one hash that is never expired; it keeps the name's token
+// counter, so tokens strictly increase across releases and expiries, and
+// across restarts as long as Redis keeps its data. Lease ids are stored
+// only as their SHA-256 (providers.HashLeaseID).
+//
+//   - Acquire: one script that grants the lock if it has no lease or the
+//     lease's expiry by the server's clock (TIME) has passed, and issues
+//     the token max(counter, seed) + 1, where the seed is the server's
+//     time in Unix ms times 1000 (as providers.TokenBase).
+//   - Renew and release: one script that compares the lease and acts.
+//   - Status: one script that reads the holder.
+//   - Waiting: polled by the service (jittered backoff from 10 ms, capped
+//     by the holder's remaining time; a release through the same service
+//     instance wakes its local waiter at once). No pub/sub.
+//
+// The expiry reported to the holder (expires_at) is the earlier of the
+// service's clock taken before the request was sent plus the TTL, and the
+// server's clock at the script plus the TTL, so it is never later than the
+// moment the server lets another acquirer in (assuming the two clocks run
+// at the same rate; an offset between them only makes leases look shorter).
+// Renew and release also refuse a lease whose reported expiry the calling
+// service's clock has passed, so a lease ends at its expires_at.
+//
+// A request whose answer was lost is retried by the client (up to twice)
+// with the same effect as once: an acquire finds its own lease and
+// returns it, a renew renews again, and a release finds the mark key its
+// call wrote (ReleaseMarkTTL) and answers released, even if the lock has
+// changed hands since (a second release of the same lease answers
+// lease_lost).
+//
+// What it relies on, and what happens when that fails:
+//
+//   - Persistence. Open refuses a server that would lose acknowledged
+//     writes on a restart (ErrNotDurable): the append-only file must be on
+//     with appendfsync always or everysec, and no allkeys-* eviction policy,
+//     checked with CONFIG GET. With everysec a crash of the machine (not of
+//     the process) can lose about the last second of writes. A store URL
+//     with ?durability=none skips the check and labels the store "best
+//     effort" in /v1/health.
+//   - A restart without persistence, or a failover to a replica that missed
+//     the last writes, loses leases: a second client can be granted a lock
+//     whose holder still thinks it holds it. Mutual exclusion is then broken
+//     until the old lease's TTL passes; only fencing protects the resource.
+//     The token counter goes back with the lost data, but the new counter is
+//     seeded from the server's clock: tokens still increase as long as the
+//     (new) server's clock reads later than the old one's did at its last
+//     grant, and no name takes 1000 acquires in one millisecond (a Redis
+//     server serves far fewer scripts than that). If the clock is also
+//     behind (a wrong clock, a replica whose clock lags by more than the
+//     outage), tokens can go back.
+//   - The server's clock. A jump forward ends leases early (another client
+//     may be let in before the holder's expires_at); a jump back lengthens
+//     them. Run the server with a disciplined clock (NTP slewing).
+//
+// # Redlock (redlock://)
+//
+// See Redlock.
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/hasplock/hasp/lock"
+	"github.com/hasplock/hasp/providers"
+)
+
+// DefaultPrefix is the key prefix under which locks are stored.
+const DefaultPrefix = "hasp:lock:"
+
+// Option configures a Provider or a Redlock.
+type Option func(*options)
+
+type options struct {
+	prefix      string
+	clock       lock.Clock
+	durability  Durability
+	nodeTimeout time.Duration
+	owned       bool // Close closes the clients
+}
+
+func newOptions(opts []Option) options {
+	o := options{prefix: DefaultPrefix, clock: lock.SystemClock{}, durability: DurabilityAOF, nodeTimeout: DefaultNodeTimeout}
+	for _, fn := range opts {
+		fn(&o)
+	}
+	return o
+}
+
+// WithPrefix sets the key prefix (default DefaultPrefix).
+func WithPrefix(prefix string) Option { return func(o *options) { o.prefix = prefix } }
+
+// WithClock sets the service's clock, which measures the expiry reported
+// to holders (default the system clock). Expiry itself is judged by each
+// Redis server's clock.
+func WithClock(c lock.Clock) Option { return func(o *options) { o.clock = c } }
+
+// WithDurability sets what the provider requires of its servers' persistence
+// (default DurabilityAOF, checked when it opens).
+func WithDurability(d Durability) Option { return func(o *options) { o.durability = d } }
+
+// withOwnedClients makes Close close the clients (for Open).
+func withOwnedClients() Option { return func(o *options) { o.owned = true } }
+
+// Provider stores leases on one Redis server.
+type Provider struct {
+	n      *node
+	prefix string
+	clock  lock.Clock
+	label  string
+	owned  bool
+	calls  atomic.Int64
+}
+
+var (
+	_ providers.Provider       = (*Provider)(nil)
+	_ providers.RequestCounter = (*Provider)(nil)
+	_ providers.Guarantor      = (*Provider)(nil)
+)
+
+// New returns a provider over rdb. Unless WithDurability(DurabilityNone)
+// says otherwise it first checks the server's persistence (an error
+// wrapping ErrNotDurable if it would lose acknowledged writes); it also
+// loads the scripts. ctx bounds both. Close does not close rdb.
+func New(ctx context.Context, rdb *goredis.Client, opts ...Option) (*Provider, error) {
+	o := newOptions(opts)
+	p := &Provider{prefix: o.prefix, clock: o.clock, owned: o.owned}
+	p.n = &node{rdb: rdb, addr: rdb.Options().Addr, calls: &p.calls}
+	switch o.durability {
+	case DurabilityNone:
+		p.label = "best effort"
+	case DurabilityAOF:
+		fsync, err := p.n.fsyncOf(ctx)
+		if err != nil {
+			return nil, err
+		}
+		p.label = "durable: AOF appendfsync " + fsync
+	default:
+		return nil, fmt.Errorf("redis: unknown durability %q (aof or none)", o.durability)
+	}
+	if err := p.n.loadScripts(ctx); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Name returns "redis".
+func (p *Provider) Name() string { return "redis" }
+
+// Guarantee implements providers.Guarantor: "durable: AOF appendfsync
+// everysec" (or always) after a passed check, "best effort" with
+// durability=none.
+func (p *Provider) Guarantee() string { return p.label }
+
+// BackendRequests implements providers.RequestCounter: commands sent to
+// Redis (a script that the server had lost from its cache counts twice:
+// EVALSHA, then EVAL).
+func (p *Provider) BackendRequests() int64 { return p.calls.Load() }
+
+func (p *Provider) key(name string) string { return p.prefix + name }
+
+// Acquire implements providers.Provider: one script.
+func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.Lease, error) {
+	before := p.clock.Now()
+	r, err := p.n.acquire(ctx, p.key(req.Name), providers.HashLeaseID(req.LeaseID), req, before, req.TTL, 1)
+	if err != nil {
+		return lock.Lease{}, err
+	}
+	if !r.ok {
+		return lock.Lease{}, r.held(req.Name, p.clock.Now())
+	}
+	return r.lease(req.Name, req.LeaseID), nil
+}
+
+// Renew implements providers.Provider: one script.
+func (p *Provider) Renew(ctx context.Context, req lock.RenewRequest) (lock.Lease, error) {
+	r, err := p.n.renew(ctx, p.key(req.Name), providers.HashLeaseID(req.LeaseID), req.TTL, false, p.clock.Now())
+	if err != nil {
+		return lock.Lease{}, err
+	}
+	if !r.ok {
+		return lock.Lease{}, lock.ErrLeaseLost
+	}
+	return r.lease(req.Name, req.LeaseID), nil
+}
+
+// Release implements providers.Provider: one script.
+func (p *Provider) Release(ctx context.Context, req lock.ReleaseRequest) error {
+	ok, err := p.n.release(ctx, p.key(req.Name), markKey(p.prefix), providers.HashLeaseID(req.LeaseID), p.clock.Now())
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return lock.ErrLeaseLost
+	}
+	return nil
+}
+
+// Status implements providers.Provider: one script.
+func (p *Provider) Status(ctx context.Context, name string) (lock.Status, error) {
+	r, err := p.n.status(ctx, p.key(name))
+	if err != nil {
+		return lock.Status{}, err
+	}
+	if !r.ok {
+		return lock.Status{Name: name}, nil
+	}
+	return lock.Status{Name: name, Held: true, Holder: r.holder()}, nil
+}
+
+// Ping implements providers.Provider.
+func (p *Provider) Ping(ctx context.Context) error { return p.n.ping(ctx) }
+
+// Close implements providers.Provider; it closes the client only if the
+// provider opened it (Open).
+func (p *Provider) Close() error {
+	if p.owned {
+		if err := p.n.rdb.Close(); err != nil && !errors.Is(err, goredis.ErrClosed) {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,560 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/hasplock/hasp/lock"
+	"github.com/hasplock/hasp/providers"
+)
+
+// DefaultNodeTimeout bounds each call to one Redlock node, so that a node
+// that does not answer delays an operation by at most this long: small
+// beside the shortest TTL (1 s), long beside a round trip.
+const DefaultNodeTimeout = 500 * time.Millisecond
+
+// WithNodeTimeout sets how long a Redlock operation waits for each node
+// (default DefaultNodeTimeout). A node that does not answer in time counts
+// as one whose outcome is unknown.
+func WithNodeTimeout(d time.Duration) Option { return func(o *options) { o.nodeTimeout = d } }
+
+// MinRedlockNodes is the fewest masters a Redlock may have: with fewer,
+// one failed node stops every operation.
+const MinRedlockNodes = 3
+
+// drift is Redlock's allowance for the nodes' clocks running at different
+// rates: each node keeps a lease for its TTL plus drift(TTL), while the
+// holder is told TTL. The scripts compute the same (floor(ttl/100) + 2).
+func drift(ttl time.Duration) time.Duration {
+	return time.Duration(ttl.Milliseconds()/100+2) * time.Millisecond
+}
+
+// Redlock stores leases on N independent Redis masters (no replication
+// between them) and needs a majority of them for every grant, Redis's
+// Redlock algorithm, with fencing tokens.
+//
+//   - Acquire runs the same acquire script as one server on every node at
+//     once, each node keeping the lease for TTL + TTL/100 + 2 ms by its own
+//     clock. The lock is granted when a majority granted it and the
+//     reported expiry (the service's clock before sending, plus the TTL)
+//     has not passed when the answers are in. The token is the largest the
+//     majority issued; if fewer than a majority issued that very token, the
+//     granted nodes that issued less raise their counter to it (a second
+//     round trip, only then), so that every later majority, which shares a
+//     node with this one, issues more. Failing a majority, the acquire
+//     undoes its lease on every node it may have written (those that
+//     granted and those that did not answer), and tries again after a
+//     random pause of a few milliseconds when the vote was split or nodes
+//     did not answer (six rounds at most). It names a holder only when
+//     that lease may hold a majority, or when every node answered and the
+//     vote stayed split.
+//   - Renew and release run on every node; they succeed when a majority
+//     renewed or released, and answer lease_lost when a majority no longer
+//     has the lease. Otherwise the outcome is unknown (unavailable).
+//   - Status reports a holder only when a majority shows the same lease.
+//
+// Consistency model, plainly: mutual exclusion holds while every node
+// keeps its data across restarts (AOF, checked as for one server), the
+// nodes' clocks run at nearly the same rate (the drift allowance) and do
+// not jump, and network delays and process pauses are shorter than the
+// TTL. Those are timing assumptions: Redlock is not a consensus protocol,
+// and a holder paused past its TTL (a GC, a frozen VM) still believes it
+// holds the lock, which is Martin Kleppmann's critique ("How to do
+// distributed locking", 2016). The fencing token is what makes it
+// usable: the protected resource refuses a token smaller than one it has
+// seen, and tokens strictly increase across grants because any two
+// majorities share a node, which saw the earlier token before it let the
+// later lease in. A node that restarts without its data breaks both
+// guarantees for the leases it held, as Redlock's own "delayed restart"
+// advice says; the counters it re-creates are seeded from its clock
+// (in seconds × 10^6), so tokens still increase if its clock reads at
+// least a second later than when it last granted. Waiting is polled, as
+// for one server.
+type Redlock struct {
+	nodes       []*rnode
+	quorum      int
+	prefix      string
+	clock       lock.Clock
+	durability  Durability
+	nodeTimeout time.Duration
+	owned       bool
+	calls       atomic.Int64
+}
+
+// rnode is a Redlock node and what its durability check found.
+type rnode struct {
+	node
+	mu      sync.Mutex
+	fsync   string // "always" or "everysec" once checked
+	refused error  // wraps ErrNotDurable: the node is never used
+
+	downUntil atomic.Int64 // Unix ns: left out until then (see downFor)
+}
+
+// downFor is how long a Redlock node whose call failed for want of a
+// connection (after the client's own retries, so not one lost packet) is
+// left out of operations, its answer counting as unknown, so that a dead
+// or unreachable node does not delay every operation; the first operation
+// after that tries it again.
+const downFor = time.Second
+
+// left reports whether n is being left out after a failed call.
+func (n *rnode) left() bool {
+	until := n.downUntil.Load()
+	return until != 0 && time.Now().UnixNano() < until
+}
+
+// after records the outcome of a call to n made under ctx: a transport
+// failure (not an error reply from Redis, not the end of the caller's
+// ctx) leaves it out for downFor.
+func (n *rnode) after(ctx context.Context, err error) {
+	var rerr goredis.Error
+	switch {
+	case err == nil:
+		n.downUntil.Store(0)
+	case ctx.Err() != nil, errors.As(err, &rerr), !errors.Is(err, lock.ErrUnavailable):
+	default:
+		n.downUntil.Store(time.Now().Add(downFor).UnixNano())
+	}
+}
+
+var (
+	_ providers.Provider       = (*Redlock)(nil)
+	_ providers.RequestCounter = (*Redlock)(nil)
+	_ providers.Guarantor      = (*Redlock)(nil)
+)
+
+// NewRedlock returns a Redlock over clients, one per independent master
+// (at least MinRedlockNodes). Unless WithDurability(DurabilityNone) says
+// otherwise, it checks every node's persistence first (ctx bounds it): a
+// node that answers and would lose acknowledged writes is an error
+// wrapping ErrNotDurable; a node that does not answer is checked before it
+// is first used; fewer than a majority answering is an error. Close does
+// not close the clients.
+func NewRedlock(ctx context.Context, clients []*goredis.Client, opts ...Option) (*Redlock, error) {
+	if len(clients) < MinRedlockNodes {
+		return nil, fmt.Errorf("redlock: %d nodes; it needs at least %d independent masters", len(clients), MinRedlockNodes)
+	}
+	o := newOptions(opts)
+	if o.durability != DurabilityAOF && o.durability != DurabilityNone {
+		return nil, fmt.Errorf("redlock: unknown durability %q (aof or none)", o.durability)
+	}
+	p := &Redlock{
+		quorum: len(clients)/2 + 1, prefix: o.prefix, clock: o.clock,
+		durability: o.durability, nodeTimeout: o.nodeTimeout, owned: o.owned,
+	}
+	seen := map[string]bool{}
+	for _, c := range clients {
+		addr := c.Options().Addr
+		if seen[addr] {
+			return nil, fmt.Errorf("redlock: node %s given twice", addr)
+		}
+		seen[addr] = true
+		p.nodes = append(p.nodes, &rnode{node: node{rdb: c, addr: addr, calls: &p.calls}})
+	}
+	errs := make([]error, len(p.nodes))
+	var wg sync.WaitGroup
+	for i, n := range p.nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if errs[i] = p.ready(ctx, n); errs[i] == nil {
+				errs[i] = n.loadScripts(ctx)
+			}
+		}()
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		if errors.Is(err, ErrNotDurable) {
+			return nil, err
+		}
+		if err == nil {
+			ok++
+		}
+	}
+	if ok < p.quorum {
+		return nil, fmt.Errorf("redlock: only %d of %d nodes answered, %d needed: %w", ok, len(p.nodes), p.quorum, errors.Join(errs...))
+	}
+	return p, nil
+}
+
+// ready checks n's persistence once (see NewRedlock).
+func (p *Redlock) ready(ctx context.Context, n *rnode) error {
+	if p.durability == DurabilityNone {
+		return nil
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.refused != nil {
+		return n.refused
+	}
+	if n.fsync != "" {
+		return nil
+	}
+	fsync, err := n.fsyncOf(ctx)
+	if errors.Is(err, ErrNotDurable) {
+		n.refused = err
+	}
+	if err != nil {
+		return err
+	}
+	n.fsync = fsync
+	return nil
+}
+
+// Name returns "redlock".
+func (p *Redlock) Name() string { return "redlock" }
+
+// Guarantee implements providers.Guarantor: "best effort" with
+// durability=none, else "durable: AOF appendfsync everysec (or always) on
+// every node, majority Q of N", counting the nodes not yet checked and
+// those refused (which count as down).
+func (p *Redlock) Guarantee() string {
+	if p.durability == DurabilityNone {
+		return "best effort"
+	}
+	fsync, unchecked, refused := "always", 0, 0
+	for _, n := range p.nodes {
+		n.mu.Lock()
+		switch {
+		case n.refused != nil:
+			refused++
+		case n.fsync == "":
+			unchecked++
+		case n.fsync == "everysec":
+			fsync = "everysec"
+		}
+		n.mu.Unlock()
+	}
+	s := fmt.Sprintf("durable: AOF appendfsync %s on every node, majority %d of %d", fsync, p.quorum, len(p.nodes))
+	if unchecked > 0 {
+		s += fmt.Sprintf(" (%d not yet checked)", unchecked)
+	}
+	if refused > 0 {
+		s += fmt.Sprintf(" (%d refused: no persistence, never used)", refused)
+	}
+	return s
+}
+
+// BackendRequests implements providers.RequestCounter: commands sent to
+// all nodes.
+func (p *Redlock) BackendRequests() int64 { return p.calls.Load() }
+
+func (p *Redlock) key(name string) string { return p.prefix + name }
+
+// answer is one node's part of an operation.
+type answer struct {
+	r   reply
+	err error
+}
+
+// fanout runs fn on the nodes at idx (all when idx is nil) at once, each
+// bounded by the node timeout, and returns their answers by node index.
+func (p *Redlock) fanout(ctx context.Context, idx []int, fn func(ctx context.Context, n *rnode) (reply, error)) []answer {
+	if idx == nil {
+		idx = make([]int, len(p.nodes))
+		for i := range idx {
+			idx[i] = i
+		}
+	}
+	out := make([]answer, len(p.nodes))
+	var wg sync.WaitGroup
+	for _, i := range idx {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			nctx, cancel := context.WithTimeout(ctx, p.nodeTimeout)
+			defer cancel()
+			n := p.nodes[i]
+			if n.left() {
+				out[i].err = lock.Unavailable(fmt.Errorf("redis %s: left out for %s after a failed connection", n.addr, downFor), downFor)
+				return
+			}
+			if err := p.ready(nctx, n); err != nil {
+				n.after(ctx, err)
+				out[i].err = err
+				return
+			}
+			out[i].r, out[i].err = fn(nctx, n)
+			n.after(ctx, out[i].err)
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// tally sorts answers into succeeded, refused (answered but not ok) and
+// unknown (no answer) node indexes.
+func tally(ans []answer, idx []int) (ok, no, unknown []int) {
+	for _, i := range idx {
+		switch a := ans[i]; {
+		case a.err != nil:
+			unknown = append(unknown, i)
+		case a.r.ok:
+			ok = append(ok, i)
+		default:
+			no = append(no, i)
+		}
+	}
+	return ok, no, unknown
+}
+
+func (p *Redlock) all() []int {
+	idx := make([]int, len(p.nodes))
+	for i := range idx {
+		idx[i] = i
+	}
+	return idx
+}
+
+// group is one lease seen on several nodes.
+type group struct {
+	replies []reply
+}
+
+// summary is what the group's nodes say of the lease: the largest token,
+// the earliest expiry and remaining time.
+func (g group) summary() reply {
+	s := g.replies[0]
+	for _, r := range g.replies[1:] {
+		if r.token > s.token {
+			s.token, s.owner, s.md, s.ttl = r.token, r.owner, r.md, r.ttl
+		}
+		s.rep, s.left = min(s.rep, r.rep), min(s.left, r.left)
+	}
+	return s
+}
+
+// biggest groups the replies at idx by lease and returns the lease seen
+// on the most nodes (ties: the largest token), or ok false.
+func biggest(ans []answer, idx []int) (group, bool) {
+	by := map[string]*group{}
+	for _, i := range idx {
+		r := ans[i].r
+		g := by[r.leaseHash]
+		if g == nil {
+			g = &group{}
+			by[r.leaseHash] = g
+		}
+		g.replies = append(g.replies, r)
+	}
+	var best *group
+	for _, g := range by {
+		if best == nil || len(g.replies) > len(best.replies) ||
+			len(g.replies) == len(best.replies) && g.summary().token > best.summary().token {
+			best = g
+		}
+	}
+	if best == nil {
+		return group{}, false
+	}
+	return *best, true
+}
+
+// Acquire implements providers.Provider (see Redlock).
+func (p *Redlock) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.Lease, error) {
+	key, lh := p.key(req.Name), providers.HashLeaseID(req.LeaseID)
+	for attempt := 1; ; attempt++ {
+		l, final, err := p.acquireOnce(ctx, key, lh, req, attempt == maxAcquireRounds)
+		if final {
+			return l, err
+		}
+		// A split vote or unknown outcomes: try again after a random
+		// pause, so that racing acquirers fall out of step.
+		select {
+		case <-time.After(time.Duration(1+rand.IntN(4*attempt)) * time.Millisecond):
+		case <-ctx.Done():
+			return lock.Lease{}, err
+		}
+	}
+}
+
+// maxAcquireRounds is how many rounds an Acquire may take when votes are
+// split or nodes do not answer.
+const maxAcquireRounds = 6
+
+// acquireOnce is one round of Acquire; final is false when another round
+// may succeed (and last is false).
+func (p *Redlock) acquireOnce(ctx context.Context, key, lh string, req lock.AcquireRequest, last bool) (_ lock.Lease, final bool, _ error) {
+	before := p.clock.Now()
+	ans := p.fanout(ctx, nil, func(ctx context.Context, n *rnode) (reply, error) {
+		return n.acquire(ctx, key, lh, req, before, req.TTL+drift(req.TTL), 1000)
+	})
+	granted, held, unknown := tally(ans, p.all())
+	if len(granted) >= p.quorum {
+		l, err := p.finish(ctx, key, lh, req, before, ans, granted)
+		if err == nil {
+			return l, true, nil
+		}
+		p.undo(ctx, key, lh, append(granted, unknown...))
+		return lock.Lease{}, last, err
+	}
+	p.undo(ctx, key, lh, append(granted, unknown...))
+	g, ok := biggest(ans, held)
+	n, u := len(g.replies), len(unknown)
+	switch {
+	// Name a holder only if it may hold a majority (so a lease released
+	// on a majority, still left on a node where its release failed, is
+	// not named), and unless this acquire might have had one too.
+	case ok && (n >= p.quorum || n+u >= p.quorum && len(granted)+u < p.quorum):
+		return lock.Lease{}, true, g.summary().held(req.Name, p.clock.Now())
+	// Every node answered and the vote stayed split between acquirers
+	// round after round: the lock is contended; name the likeliest.
+	case last && ok && u == 0:
+		return lock.Lease{}, true, g.summary().held(req.Name, p.clock.Now())
+	}
+	return lock.Lease{}, last, lock.Unavailable(fmt.Errorf("redlock: %q: %d of %d nodes granted, %d held by others, %d did not answer (%w); %d needed",
+		req.Name, len(granted), len(p.nodes), len(held), u, firstErr(ans, unknown), p.quorum), 50*time.Millisecond)
+}
+
+// finish completes a grant by a majority: it makes sure a majority's
+// counters reach the token, and that the lease is still valid.
+func (p *Redlock) finish(ctx context.Context, key, lh string, req lock.AcquireRequest, before time.Time, ans []answer, granted []int) (lock.Lease, error) {
+	var token int64
+	for _, i := range granted {
+		token = max(token, ans[i].r.token)
+	}
+	atToken, exp := 0, lock.ExpiresAt(before, req.TTL).UnixMilli()
+	var behind []int
+	for _, i := range granted {
+		exp = min(exp, ans[i].r.rep)
+		if ans[i].r.token == token {
+			atToken++
+		} else {
+			behind = append(behind, i)
+		}
+	}
+	if atToken < p.quorum {
+		// The majority issued different tokens: raise the others to the
+		// largest, so that a majority has seen it.
+		cans := p.fanout(ctx, behind, func(ctx context.Context, n *rnode) (reply, error) {
+			ok, err := n.commit(ctx, key, lh, token)
+			return reply{ok: ok}, err
+		})
+		done, _, unknown := tally(cans, behind)
+		if atToken += len(done); atToken < p.quorum {
+			return lock.Lease{}, lock.Unavailable(fmt.Errorf("redlock: token %d reached only %d of %d nodes (%w)", token, atToken, len(p.nodes), firstErr(cans, unknown)), 50*time.Millisecond)
+		}
+	}
+	if !p.clock.Now().Before(time.UnixMilli(exp)) {
+		return lock.Lease{}, lock.Unavailable(errors.New("redlock: the majority answered after the lease's validity"), 0)
+	}
+	r := ans[granted[0]].r
+	r.token, r.rep, r.ttl = token, exp, req.TTL.Milliseconds()
+	return r.lease(req.Name, req.LeaseID), nil
+}
+
+// undo releases the lease on the nodes at idx, whatever ctx says (it may
+// have ended): best effort, a lease left behind expires at its TTL.
+func (p *Redlock) undo(ctx context.Context, key, lh string, idx []int) {
+	if len(idx) == 0 {
+		return
+	}
+	mark, now := markKey(p.prefix), p.clock.Now()
+	p.fanout(context.WithoutCancel(ctx), idx, func(ctx context.Context, n *rnode) (reply, error) {
+		_, err := n.release(ctx, key, mark, lh, now)
+		return reply{}, err
+	})
+}
+
+// Renew implements providers.Provider (see Redlock).
+func (p *Redlock) Renew(ctx context.Context, req lock.RenewRequest) (lock.Lease, error) {
+	key, lh, before := p.key(req.Name), providers.HashLeaseID(req.LeaseID), p.clock.Now()
+	ans := p.fanout(ctx, nil, func(ctx context.Context, n *rnode) (reply, error) {
+		return n.renew(ctx, key, lh, req.TTL, true, before)
+	})
+	renewed, lost, unknown := tally(ans, p.all())
+	if len(renewed) >= p.quorum {
+		g := group{}
+		for _, i := range renewed {
+			g.replies = append(g.replies, ans[i].r)
+		}
+		r := g.summary()
+		if !p.clock.Now().Before(r.expires()) {
+			return lock.Lease{}, lock.Unavailable(errors.New("redlock: the majority answered after the lease's validity"), 0)
+		}
+		return r.lease(req.Name, req.LeaseID), nil
+	}
+	if len(lost) > len(p.nodes)-p.quorum {
+		return lock.Lease{}, lock.ErrLeaseLost
+	}
+	return lock.Lease{}, lock.Unavailable(fmt.Errorf("redlock: renew of %q: %d renewed, %d lost, %d did not answer (%w); %d needed",
+		req.Name, len(renewed), len(lost), len(unknown), firstErr(ans, unknown), p.quorum), 50*time.Millisecond)
+}
+
+// Release implements providers.Provider (see Redlock).
+func (p *Redlock) Release(ctx context.Context, req lock.ReleaseRequest) error {
+	key, lh, mark, before := p.key(req.Name), providers.HashLeaseID(req.LeaseID), markKey(p.prefix), p.clock.Now()
+	ans := p.fanout(ctx, nil, func(ctx context.Context, n *rnode) (reply, error) {
+		ok, err := n.release(ctx, key, mark, lh, before)
+		return reply{ok: ok}, err
+	})
+	released, lost, unknown := tally(ans, p.all())
+	switch {
+	case len(released) >= p.quorum:
+		return nil
+	case len(lost) > len(p.nodes)-p.quorum:
+		return lock.ErrLeaseLost
+	}
+	return lock.Unavailable(fmt.Errorf("redlock: release of %q: %d released, %d lost, %d did not answer (%w); %d needed",
+		req.Name, len(released), len(lost), len(unknown), firstErr(ans, unknown), p.quorum), 50*time.Millisecond)
+}
+
+// Status implements providers.Provider: held when a majority shows the
+// same lease.
+func (p *Redlock) Status(ctx context.Context, name string) (lock.Status, error) {
+	ans := p.fanout(ctx, nil, func(ctx context.Context, n *rnode) (reply, error) { return n.status(ctx, p.key(name)) })
+	live, _, unknown := tally(ans, p.all())
+	g, ok := biggest(ans, live)
+	switch {
+	case ok && len(g.replies) >= p.quorum:
+		return lock.Status{Name: name, Held: true, Holder: g.summary().holder()}, nil
+	case len(unknown) > len(p.nodes)-p.quorum, ok && len(g.replies)+len(unknown) >= p.quorum:
+		return lock.Status{}, lock.Unavailable(fmt.Errorf("redlock: status of %q: %d nodes did not answer (%w)", name, len(unknown), firstErr(ans, unknown)), 50*time.Millisecond)
+	}
+	return lock.Status{Name: name}, nil
+}
+
+// Ping implements providers.Provider: a majority must answer.
+func (p *Redlock) Ping(ctx context.Context) error {
+	ans := p.fanout(ctx, nil, func(ctx context.Context, n *rnode) (reply, error) { return reply{ok: true}, n.ping(ctx) })
+	ok, _, unknown := tally(ans, p.all())
+	if len(ok) < p.quorum {
+		return lock.Unavailable(fmt.Errorf("redlock: %d of %d nodes answered, %d needed (%w)", len(ok), len(p.nodes), p.quorum, firstErr(ans, unknown)), time.Second)
+	}
+	return nil
+}
+
+// Close implements providers.Provider; it closes the clients only if the
+// provider opened them (Open).
+func (p *Redlock) Close() error {
+	if !p.owned {
+		return nil
+	}
+	var errs []error
+	for _, n := range p.nodes {
+		if err := n.rdb.Close(); err != nil && !errors.Is(err, goredis.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// firstErr returns the first error among the answers at idx, or one that
+// says there was none.
+func firstErr(ans []answer, idx []int) error {
+	for _, i := range idx {
+		if ans[i].err != nil {
+			return ans[i].err
+		}
+	}
+	return errors.New("no node failed")
+}
