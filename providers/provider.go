@@ -159,9 +159,9 @@ type Lister interface {
 	// field "page_token". A page may hold fewer than limit items (even
 	// none) and still have a continuation, for providers that bound the
 	// work of one call. Items are in byte order of name when the provider
-	// can (memory, etcd, Spanner, Cosmos DB); a name is listed at most once
-	// across the pages of one listing if it stays held. Statuses never
-	// carry a lease id.
+	// can (memory, etcd, Spanner, Cosmos DB, ZooKeeper); a name is listed
+	// at most once across the pages of one listing if it stays held.
+	// Statuses never carry a lease id.
 	List(ctx context.Context, prefix string, limit int, after string) (items []lock.Status, next string, err error)
 }
 

@@ -110,3 +110,18 @@ func nodeName(name string) string {
 	}
 	return n
 }
+
+// lockName is the lock name of a znode name, the inverse of nodeName; ok is
+// false for a znode name that no lock name maps to (not hasp's).
+func lockName(node string) (name string, ok bool) {
+	name = node
+	if node == "%2E" || node == "%2E%2E" {
+		name = strings.ReplaceAll(node, "%2E", ".")
+	} else {
+		name = strings.ReplaceAll(node, "%2F", "/")
+	}
+	if lock.ValidateName(name) != nil || nodeName(name) != node {
+		return "", false
+	}
+	return name, true
+}

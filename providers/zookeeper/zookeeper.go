@@ -126,6 +126,17 @@
 // registered in the client until the znode next changes (at the latest
 // when its holder renews or its lease is taken over).
 //
+// # Listing
+//
+// List (GET /v1/locks?prefix=) reads the children of PREFIX (one request),
+// keeps the names under the listed prefix after the page's continuation,
+// in byte order of name, and reads their znodes, at most ListReadBudget
+// a page (WithListReadBudget), until it has limit held ones: a page costs
+// 1 + up to N reads, N = min(candidates, ListReadBudget), and never more
+// reads than limit held ones need. The reads, like Status's, come from the
+// session's server and may be a moment old. The children list is read
+// whole on every page, so a page also moves O(znodes under PREFIX) bytes.
+//
 // # Store URL
 //
 // "zk://HOST:PORT[,HOST:PORT...][/PREFIX][?session_timeout=10s&max_skew=1s]"
@@ -199,6 +210,7 @@ type Provider struct {
 	maxSkew        time.Duration
 	versions       *versioncache.Cache[version]
 	calls          atomic.Int64 // requests sent, for providers.RequestCounter
+	listBudget     int          // reads one List may send (WithListReadBudget)
 
 	wmu    sync.Mutex
 	wconn  *zk.Conn // the watches' connection, dialled when first needed
@@ -210,6 +222,7 @@ var (
 	_ providers.Watcher        = (*Provider)(nil)
 	_ providers.RequestCounter = (*Provider)(nil)
 	_ providers.Provisioner    = (*Provider)(nil)
+	_ providers.Lister         = (*Provider)(nil)
 )
 
 // Option configures a Provider.
@@ -261,6 +274,7 @@ func New(servers []string, opts ...Option) (*Provider, error) {
 		servers: servers, sessionTimeout: DefaultSessionTimeout,
 		prefix: DefaultPrefix, clock: lock.SystemClock{},
 		maxSkew: DefaultMaxClockSkew, versions: newVersionCache(DefaultVersionCache),
+		listBudget: ListReadBudget,
 	}
 	for _, o := range opts {
 		o(p)

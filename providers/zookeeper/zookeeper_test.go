@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-zookeeper/zk"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -131,6 +132,119 @@ func TestRequestCounts(t *testing.T) {
 	_, err = s.Renew(ctx, lock.RenewRequest{Name: "n", LeaseID: l.LeaseID})
 	require.ErrorIs(t, err, lock.ErrLeaseLost)
 	step(t, map[string]int{"get": 2, "sync": 1}, p, n)
+
+	// A page of a listing: the children of the prefix, then a read of
+	// each candidate.
+	n = p.BackendRequests()
+	items, next, err := s.List(ctx, "", 10, "")
+	require.NoError(t, err)
+	assert.Empty(t, next)
+	require.Len(t, items, 1)
+	assert.Equal(t, lq.FencingToken, items[0].Holder.FencingToken)
+	step(t, map[string]int{"children2": 1, "get": 1}, p, n)
+}
+
+// TestList: names come in byte order, decoded from their znodes ('/',
+// "." and ".."); a page costs one children read and at most the read
+// budget of gets, never more than limit held locks need; a page whose
+// budget is spent on free names ends with a continuation, even empty;
+// znodes that are not hasp's are skipped.
+func TestList(t *testing.T) {
+	zks := launch.SharedZooKeeper(t)
+	wire := newWireProxy(t, zks.Addr)
+	pfx := prefix(t)
+	p := open(t, wire.addr(), pfx, zookeeper.WithListReadBudget(3))
+	s := service.New(p)
+	ctx := context.Background()
+
+	// No prefix znode yet: an empty, complete listing.
+	items, next, err := p.List(ctx, "", 10, "")
+	require.NoError(t, err)
+	assert.Empty(t, items)
+	assert.Empty(t, next)
+
+	held := []string{"b", "a/c", "a/b", "a//b", "a/", "a", "..", "."}
+	leases := map[string]lock.Lease{}
+	for _, n := range held {
+		l, err := s.Acquire(ctx, lock.AcquireRequest{Name: n, Owner: "o" + n, Metadata: "m" + n, TTL: time.Minute})
+		require.NoError(t, err)
+		leases[n] = l
+	}
+	for i := range 4 {
+		n := "a/free" + strconv.Itoa(i)
+		l, err := s.Acquire(ctx, lock.AcquireRequest{Name: n})
+		require.NoError(t, err)
+		require.NoError(t, s.Release(ctx, lock.ReleaseRequest{Name: n, LeaseID: l.LeaseID}))
+	}
+	conn := dial(t, zks.Addr)
+	_, err = conn.Create(pfx+"/foreign", []byte("not hasp"), 0, zk.WorldACL(zk.PermAll))
+	require.NoError(t, err)
+	_, err = conn.Create(pfx+"/x%41", nil, 0, zk.WorldACL(zk.PermAll)) // no lock name maps to it
+	require.NoError(t, err)
+
+	type page struct {
+		names []string
+		gets  int
+	}
+	list := func(prefix string, limit int) []page {
+		t.Helper()
+		var pages []page
+		after := ""
+		for {
+			require.Less(t, len(pages), 20, "the listing ends")
+			wire.reset()
+			before := p.BackendRequests()
+			items, next, err := p.List(ctx, prefix, limit, after)
+			require.NoError(t, err)
+			counts := wire.reset()
+			assert.Equal(t, 1, counts["children2"], "one children read a page")
+			assert.LessOrEqual(t, counts["get"], 3, "the read budget")
+			pg := page{gets: counts["get"]}
+			delete(counts, "children2")
+			delete(counts, "get")
+			assert.Empty(t, counts, "nothing but children and get")
+			assert.Equal(t, int64(1+pg.gets), p.BackendRequests()-before, "the provider counts the same requests")
+			for _, st := range items {
+				l := leases[st.Name]
+				assert.Equal(t, lock.Status{Name: st.Name, Held: true, Holder: lock.Holder{
+					Owner: l.Owner, FencingToken: l.FencingToken, ExpiresAt: l.ExpiresAt, Metadata: l.Metadata,
+				}}, st)
+				pg.names = append(pg.names, st.Name)
+			}
+			pages = append(pages, pg)
+			if next == "" {
+				return pages
+			}
+			after = next
+		}
+	}
+
+	assert.Equal(t, []page{
+		{[]string{"a/", "a//b"}, 2},
+		{[]string{"a/b", "a/c"}, 2},
+		{nil, 3}, // a/free0..2: the budget is spent
+		{nil, 1}, // a/free3
+	}, list("a/", 2))
+
+	var all []string
+	for _, pg := range list("", 2) {
+		assert.LessOrEqual(t, len(pg.names), 2)
+		all = append(all, pg.names...)
+	}
+	assert.Equal(t, []string{".", "..", "a", "a/", "a//b", "a/b", "a/c", "b"}, all, "every held name once, in byte order")
+
+	// Never more reads than limit held locks need.
+	assert.Equal(t, []page{{[]string{"b"}, 1}}, list("b", 1000))
+	assert.Equal(t, []page{
+		{[]string{"a"}, 1}, {[]string{"a/"}, 1}, {[]string{"a//b"}, 1}, {[]string{"a/b"}, 1}, {[]string{"a/c"}, 1},
+		{nil, 3}, {nil, 1},
+	}, list("a", 1))
+
+	// A continuation outside the prefix is no page token of this listing.
+	_, _, err = p.List(ctx, "a/", 2, "b")
+	require.ErrorIs(t, err, lock.ErrInvalidArgument)
+	_, _, err = s.List(ctx, "a/", 2, "YQ") // "a"
+	require.ErrorIs(t, err, lock.ErrInvalidArgument)
 }
 
 // TestWaitersWatch: a waiting acquire sets one watch and sends nothing
