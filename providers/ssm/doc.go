@@ -136,7 +136,11 @@
 // acquire, renew or release is one GetParameter and one PutParameter; a
 // held acquire, a status and a health check are one GetParameter each; a
 // lost race costs one GetParameters and one GetParameter before the next
-// write, and a lease_lost answer one PutParameter to pin it. Parameter
+// write, and a lease_lost answer one PutParameter to pin it. A page of a
+// listing (Provider.List) enumerates every parameter under PREFIX:
+// ⌈P/10⌉ GetParametersByPath for P parameters, plus GetParameters to walk
+// back the chains whose latest version lost a race (at most
+// ListReadBudget a page, then the page ends early). Parameter
 // Store throttles each account and Region as a whole (40 transactions per
 // second shared by GetParameter, GetParameters and GetParametersByPath at
 // the default throughput, more with the paid higher-throughput setting):

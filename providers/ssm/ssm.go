@@ -27,6 +27,9 @@ type Provider struct {
 	prefix string
 	clock  lock.Clock
 	calls  atomic.Int64 // Parameter Store API calls, for providers.RequestCounter
+	// listReads bounds the GetParameters requests of one List call
+	// (WithListReadBudget).
+	listReads int
 }
 
 var (
@@ -47,7 +50,7 @@ func New(client *awsssm.Client, prefix string, opts ...Option) (*Provider, error
 	if err := CheckPrefix(prefix); err != nil {
 		return nil, fmt.Errorf("ssm: %w", err)
 	}
-	p := &Provider{api: client, prefix: prefix, clock: lock.SystemClock{}}
+	p := &Provider{api: client, prefix: prefix, clock: lock.SystemClock{}, listReads: ListReadBudget}
 	for _, o := range opts {
 		o(p)
 	}
@@ -170,18 +173,34 @@ func (p *Provider) load(ctx context.Context, param string) (state, error) {
 	if err != nil {
 		return state{}, mapErr(err)
 	}
-	rec, err := decode(out.Parameter)
+	return p.current(ctx, param, out.Parameter, nil)
+}
+
+// current returns the state at latest, a read of param's latest version
+// (by GetParameter, or by GetParametersByPath when listing): latest's
+// record if it is effective, else the latest effective version below it.
+// w, when not nil, counts the reads of the walk back.
+func (p *Provider) current(ctx context.Context, param string, latest *types.Parameter, w *walk) (state, error) {
+	rec, err := decode(latest)
 	if err != nil {
 		return state{}, err
 	}
-	return p.settle(ctx, param, out.Parameter.Version, rec, state{}, nil)
+	return p.settle(ctx, param, latest.Version, rec, state{}, w)
+}
+
+// walk is what a walk back read: the records (into seen, when not nil)
+// and the number of GetParameters requests it sent.
+type walk struct {
+	seen  map[int64]record
+	reads int
 }
 
 // settle returns the state at version top, whose record is rec: rec if it
 // is effective, else the latest effective version below it. The state at
 // below.top is below; versions at or under it are not read again. Records
-// read are added to seen, when not nil.
-func (p *Provider) settle(ctx context.Context, param string, top int64, rec record, below state, seen map[int64]record) (state, error) {
+// read are added to w.seen and requests counted in w.reads, when w is not
+// nil.
+func (p *Provider) settle(ctx context.Context, param string, top int64, rec record, below state, w *walk) (state, error) {
 	if rec.effective(top) {
 		return state{top: top, at: top, rec: rec}, nil
 	}
@@ -193,14 +212,14 @@ func (p *Provider) settle(ctx context.Context, param string, top int64, rec reco
 			return state{}, lock.Unavailable(fmt.Errorf("ssm: %s: no effective version among the %d kept below %d", param, maxWalk-1, top), time.Second)
 		}
 		lo := max(below.top+1, hi-9, top-maxWalk+1) // GetParameters takes 10 names
-		recs, err := p.versions(ctx, param, lo, hi)
+		recs, err := p.versions(ctx, param, lo, hi, w)
 		if err != nil {
 			return state{}, err
 		}
 		for v := hi; v >= lo; v-- {
 			r := recs[v]
-			if seen != nil {
-				seen[v] = r
+			if w != nil && w.seen != nil {
+				w.seen[v] = r
 			}
 			if r.effective(v) {
 				return state{top: top, at: v, rec: r}, nil
@@ -213,8 +232,8 @@ func (p *Provider) settle(ctx context.Context, param string, top int64, rec reco
 
 // versions reads versions lo to hi of param. A version not found is asked
 // for again (it may not be visible yet), then is an unavailable error:
-// never guessed.
-func (p *Provider) versions(ctx context.Context, param string, lo, hi int64) (map[int64]record, error) {
+// never guessed. Requests are counted in w.reads, when w is not nil.
+func (p *Provider) versions(ctx context.Context, param string, lo, hi int64, w *walk) (map[int64]record, error) {
 	recs := make(map[int64]record, hi-lo+1)
 	for try := 0; ; try++ {
 		var names []string
@@ -237,6 +256,9 @@ func (p *Provider) versions(ctx context.Context, param string, lo, hi int64) (ma
 			}
 		}
 		p.calls.Add(1)
+		if w != nil {
+			w.reads++
+		}
 		out, err := p.api.GetParameters(ctx, &awsssm.GetParametersInput{Names: names})
 		if err != nil {
 			return nil, mapErr(err)
@@ -309,9 +331,9 @@ func (p *Provider) write(ctx context.Context, param string, st state, rec record
 	if rec.effective(v) {
 		return result{next: state{top: v, at: v, rec: rec}, effective: true}, nil
 	}
-	seen := map[int64]record{}
-	next, err := p.settle(ctx, param, v, rec, st, seen)
-	return result{next: next, seen: seen}, err
+	w := &walk{seen: map[int64]record{}}
+	next, err := p.settle(ctx, param, v, rec, st, w)
+	return result{next: next, seen: w.seen}, err
 }
 
 // sync writes the state st back unchanged, to learn the state at a version
@@ -516,7 +538,7 @@ func (p *Provider) applied(ctx context.Context, param string, rec record, seen m
 	v := rec.Prev + 1
 	r, ok := seen[v]
 	if !ok {
-		recs, err := p.versions(ctx, param, v, v)
+		recs, err := p.versions(ctx, param, v, v, nil)
 		if err != nil {
 			return false, err
 		}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -492,6 +493,9 @@ func TestEscape(t *testing.T) {
 		back, err := unescape(e)
 		require.NoError(t, err, e)
 		require.Equal(t, string(n), back, "one-to-one")
+		un, ok := ssm.Unescape(e)
+		require.True(t, ok, e)
+		require.Equal(t, string(n), un, "Unescape is Escape's inverse")
 		for i := 0; i < len(e); i++ {
 			c := e[i]
 			require.True(t, 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("._-", c) >= 0, "%q", e)
@@ -499,8 +503,138 @@ func TestEscape(t *testing.T) {
 		require.NotEqual(t, "_ping", e)
 		require.NotEqual(t, '.', e[0])
 	}
+	for _, s := range []string{"_ping", "_2e", "_41", "_2", "a_", ".x", "_ZZ", "a_2Fb_"} {
+		_, ok := ssm.Unescape(s)
+		assert.False(t, ok, "%q is not what Escape writes", s)
+	}
 	long := ssm.Escape(strings.Repeat("/", lock.MaxNameLen))
 	u, _ := url.Parse("ssm:///" + strings.Repeat("x", ssm.MaxPrefixLen-1))
 	arn := "arn:aws-us-gov:ssm:ap-southeast-4:123456789012:parameter"
 	assert.LessOrEqual(t, len(arn)+len(u.Path)+1+len(long), 1011, "the longest parameter's ARN fits Parameter Store's limit")
+}
+
+// overwrite writes value as the next version of name's parameter under
+// prefix, bypassing the provider: a record whose prev is not the version
+// before it stands for a write that lost a race.
+func overwrite(t *testing.T, c *awsssm.Client, prefix, name, value string) {
+	t.Helper()
+	_, err := c.PutParameter(context.Background(), &awsssm.PutParameterInput{
+		Name: aws.String(prefix + "/" + ssm.Escape(name)), Value: aws.String(value),
+		Type: "String", Overwrite: aws.Bool(true),
+	})
+	require.NoError(t, err)
+}
+
+// TestList: a listing is sorted by lock name (not by escaped parameter
+// name), leaves out parameters that are no lock's, computes each state
+// from the version chain — a latest version that lost a race neither
+// hides the holder nor invents one — and costs ⌈P/10⌉ GetParametersByPath
+// per page plus one GetParameters per walk back.
+func TestList(t *testing.T) {
+	cnt := &counter{ops: map[string]int{}}
+	c := client(launch.Moto(t), &http.Client{Transport: cnt}, true)
+	const pfx = "/hasp/list"
+	p, err := ssm.New(c, pfx)
+	require.NoError(t, err)
+	s := service.New(p)
+	ctx := context.Background()
+
+	// 23 lock parameters and one that is no lock's: P = 24, 3 requests.
+	held := map[string]lock.Lease{}
+	for i := range 20 {
+		n := fmt.Sprintf("jobs/%02d", i)
+		if i%4 == 3 {
+			n = fmt.Sprintf("jobs_%02d", i) // "_" escapes to _5F, which sorts before "/"'s _2F
+		}
+		l, err := s.Acquire(ctx, lock.AcquireRequest{Name: n, Owner: "o", TTL: 30 * time.Second})
+		require.NoError(t, err)
+		held[n] = l
+	}
+	free, err := s.Acquire(ctx, lock.AcquireRequest{Name: "jobs/free"})
+	require.NoError(t, err)
+	require.NoError(t, s.Release(ctx, lock.ReleaseRequest{Name: "jobs/free", LeaseID: free.LeaseID}))
+	other, err := s.Acquire(ctx, lock.AcquireRequest{Name: "other", TTL: 30 * time.Second})
+	require.NoError(t, err)
+	lost, err := s.Acquire(ctx, lock.AcquireRequest{Name: "jobs/lost", TTL: 30 * time.Second})
+	require.NoError(t, err)
+	held["jobs/lost"] = lost
+	// A write that lost a race on top of a holder (prev 0 at version 2),
+	// and one that would hold the free lock (prev 1 at version 3).
+	intruder := fmt.Sprintf(`{"p":%d,"b":1,"op":"acquire","n":"x","l":"intruder","t":7,"e":%d}`, 0, time.Now().Add(time.Hour).UnixMilli())
+	overwrite(t, c, pfx, "jobs/lost", intruder)
+	overwrite(t, c, pfx, "jobs/free", strings.Replace(intruder, `"p":0`, `"p":1`, 1))
+	_, err = c.PutParameter(ctx, &awsssm.PutParameterInput{Name: aws.String(pfx + "/_ping"), Value: aws.String("x"), Type: "String"})
+	require.NoError(t, err)
+	cnt.reset()
+
+	var names []string
+	page, walks := "", 0
+	for pages := 0; ; pages++ {
+		require.Less(t, pages, 20)
+		items, next, err := s.List(ctx, "jobs", 8, page)
+		require.NoError(t, err)
+		ops := cnt.reset()
+		assert.Equal(t, 3, ops["GetParametersByPath"], "⌈24/10⌉ per page")
+		walks += ops["GetParameters"]
+		delete(ops, "GetParameters")
+		assert.Len(t, ops, 1, "nothing else: %v", ops)
+		for _, st := range items {
+			l, ok := held[st.Name]
+			require.True(t, ok, "listed %s", st.Name)
+			assert.Equal(t, lock.Holder{Owner: l.Owner, FencingToken: l.FencingToken, ExpiresAt: l.ExpiresAt, Metadata: l.Metadata}, st.Holder, st.Name)
+			names = append(names, st.Name)
+		}
+		if next == "" {
+			break
+		}
+		page = next
+	}
+	assert.Equal(t, 2, walks, "one walk back each for jobs/free and jobs/lost, none for the others")
+	assert.Len(t, names, len(held), "every held lock under the prefix, once; not jobs/free, other or _ping")
+	assert.True(t, slices.IsSorted(names), "in byte order of lock name: %v", names)
+	assert.NotContains(t, names, other.Name)
+
+	_, _, err = p.List(ctx, "jobs", 8, "other")
+	require.ErrorIs(t, err, lock.ErrInvalidArgument, "a continuation outside the prefix")
+	items, next, err := p.List(ctx, "nothing", 8, "")
+	require.NoError(t, err)
+	assert.Empty(t, items)
+	assert.Empty(t, next)
+}
+
+// TestListReadBudget: a page stops walking back once WithListReadBudget
+// GetParameters are spent, and the next page goes on from there.
+func TestListReadBudget(t *testing.T) {
+	cnt := &counter{ops: map[string]int{}}
+	c := client(launch.Moto(t), &http.Client{Transport: cnt}, true)
+	const pfx = "/hasp/budget"
+	p, err := ssm.New(c, pfx, ssm.WithListReadBudget(1))
+	require.NoError(t, err)
+	s := service.New(p)
+	ctx := context.Background()
+	want := map[string]int64{}
+	for _, n := range []string{"a", "b", "c"} {
+		l, err := s.Acquire(ctx, lock.AcquireRequest{Name: n, TTL: 30 * time.Second})
+		require.NoError(t, err)
+		want[n] = l.FencingToken
+		overwrite(t, c, pfx, n, `{"p":0,"b":1,"op":"acquire","n":"x","l":"intruder","t":7,"e":1}`)
+	}
+	cnt.reset()
+	got := map[string]int64{}
+	page, pages := "", 0
+	for ; ; pages++ {
+		require.Less(t, pages, 10)
+		items, next, err := p.List(ctx, "", 10, page)
+		require.NoError(t, err)
+		assert.Equal(t, 1, cnt.reset()["GetParameters"], "one walk back per page")
+		for _, st := range items {
+			got[st.Name] = st.Holder.FencingToken
+		}
+		if next == "" {
+			break
+		}
+		page = next
+	}
+	assert.Equal(t, 2, pages, "three pages, each with one walk")
+	assert.Equal(t, want, got)
 }

@@ -8,6 +8,7 @@ import (
 
 	awsssm "github.com/aws/aws-sdk-go-v2/service/ssm"
 
+	"github.com/hasplock/hasp/lock"
 	"github.com/hasplock/hasp/providers"
 	"github.com/hasplock/hasp/providers/internal/awsconfig"
 )
@@ -100,4 +101,44 @@ func Escape(name string) string {
 		fmt.Fprintf(&b, "_%02X", c)
 	}
 	return b.String()
+}
+
+// Unescape returns the lock name whose parameter's last level is s, and
+// whether there is one: s must be exactly what Escape writes for that name
+// (so "_ping", lower-case hex, or an escaped byte Escape keeps are not),
+// and the name a valid lock name.
+func Unescape(s string) (string, bool) {
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '_' {
+			b = append(b, c)
+			continue
+		}
+		if i+2 >= len(s) {
+			return "", false
+		}
+		hi, lo := unhex(s[i+1]), unhex(s[i+2])
+		if hi < 0 || lo < 0 {
+			return "", false
+		}
+		b = append(b, byte(hi<<4|lo))
+		i += 2
+	}
+	name := string(b)
+	if Escape(name) != s || lock.ValidateName(name) != nil {
+		return "", false
+	}
+	return name, true
+}
+
+// unhex is the value of an upper-case hex digit, or -1.
+func unhex(c byte) int {
+	switch {
+	case '0' <= c && c <= '9':
+		return int(c - '0')
+	case 'A' <= c && c <= 'F':
+		return int(c-'A') + 10
+	}
+	return -1
 }
