@@ -16,6 +16,8 @@
 //     time in Unix ms times 1000 (as providers.TokenBase).
 //   - Renew and release: one script that compares the lease and acts.
 //   - Status: one script that reads the holder.
+//   - List: a SCAN of the whole keyspace per page, then one script per
+//     100 names read (see Provider.List): O(keyspace) per page.
 //   - Waiting: polled by the service (jittered backoff from 10 ms, capped
 //     by the holder's remaining time; a release through the same service
 //     instance wakes its local waiter at once). No pub/sub.
@@ -128,6 +130,7 @@ var (
 	_ providers.Provider       = (*Provider)(nil)
 	_ providers.RequestCounter = (*Provider)(nil)
 	_ providers.Guarantor      = (*Provider)(nil)
+	_ providers.Lister         = (*Provider)(nil)
 )
 
 // New returns a provider over rdb. Unless WithDurability(DurabilityNone)
@@ -218,6 +221,44 @@ func (p *Provider) Status(ctx context.Context, name string) (lock.Status, error)
 		return lock.Status{Name: name}, nil
 	}
 	return lock.Status{Name: name, Held: true, Holder: r.holder()}, nil
+}
+
+// List implements providers.Lister with SCAN, as Redis has no ordered
+// index of keys: every page walks the whole keyspace of the database
+// (⌈keys / ListScanCount⌉ SCAN calls, O(keyspace) on the server whatever
+// the prefix; released names stay, with their token counters), sorts the
+// names under prefix after the continuation, and reads their holders by
+// the server's clock with one script per 100 names, until limit held
+// locks are found or ListReadBudget names were read. So a page costs
+// O(keyspace) and a full listing O(keyspace × pages). Names come in byte
+// order; the continuation is the last name read. Each SCAN call and each
+// script counts as a backend request.
+func (p *Provider) List(ctx context.Context, prefix string, limit int, after string) ([]lock.Status, string, error) {
+	if err := checkAfter(prefix, after); err != nil {
+		return nil, "", err
+	}
+	names, err := p.n.scanNames(ctx, p.prefix, prefix, after, 0)
+	if err != nil {
+		return nil, "", err
+	}
+	return listPage(sortedNames(names), limit, func(batch []string) ([]*lock.Holder, error) {
+		keys := make([]string, len(batch))
+		for i, n := range batch {
+			keys[i] = p.key(n)
+		}
+		rs, err := p.n.list(ctx, keys)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]*lock.Holder, len(rs))
+		for i, r := range rs {
+			if r.ok {
+				h := r.holder()
+				out[i] = &h
+			}
+		}
+		return out, nil
+	})
 }
 
 // Ping implements providers.Provider.

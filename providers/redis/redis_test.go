@@ -131,7 +131,12 @@ func client(addr string, w *wire) *goredis.Client {
 func TestRequestCounts(t *testing.T) {
 	srv := launch.Redis(t)
 	w := &wire{}
-	rdb := client(srv.Addr, w)
+	o := redis.ClientOptions(srv.Addr)
+	o.Dialer = w.dialer
+	// One connection: after the restart below, the first call reconnects
+	// exactly once, whichever pooled connection it would have picked.
+	o.PoolSize, o.MinIdleConns = 1, 0
+	rdb := goredis.NewClient(o)
 	t.Cleanup(func() { _ = rdb.Close() })
 	ctx := context.Background()
 	p, err := redis.New(ctx, rdb)

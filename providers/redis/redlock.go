@@ -59,6 +59,9 @@ func drift(ttl time.Duration) time.Duration {
 //     renewed or released, and answer lease_lost when a majority no longer
 //     has the lease. Otherwise the outcome is unknown (unavailable).
 //   - Status reports a holder only when a majority shows the same lease.
+//   - List scans every node (SCAN, O(keyspace) per node per page) and
+//     lists a name only where a majority shows the same lease, as Status
+//     (see Redlock.List).
 //
 // Consistency model, plainly: mutual exclusion holds while every node
 // keeps its data across restarts (AOF, checked as for one server), the
@@ -129,6 +132,7 @@ var (
 	_ providers.Provider       = (*Redlock)(nil)
 	_ providers.RequestCounter = (*Redlock)(nil)
 	_ providers.Guarantor      = (*Redlock)(nil)
+	_ providers.Lister         = (*Redlock)(nil)
 )
 
 // NewRedlock returns a Redlock over clients, one per independent master
@@ -259,36 +263,56 @@ type answer struct {
 // fanout runs fn on the nodes at idx (all when idx is nil) at once, each
 // bounded by the node timeout, and returns their answers by node index.
 func (p *Redlock) fanout(ctx context.Context, idx []int, fn func(ctx context.Context, n *rnode) (reply, error)) []answer {
-	if idx == nil {
-		idx = make([]int, len(p.nodes))
-		for i := range idx {
-			idx[i] = i
-		}
-	}
 	out := make([]answer, len(p.nodes))
+	errs := p.each(ctx, idx, p.nodeTimeout, func(ctx context.Context, i int, n *rnode) error {
+		var err error
+		out[i].r, err = fn(ctx, n)
+		return err
+	})
+	for i, err := range errs {
+		out[i].err = err
+	}
+	return out
+}
+
+// each runs fn on the nodes at idx (all when idx is nil) at once, each
+// call bounded by bound (none when zero: fn bounds its own requests), and
+// returns their errors by node index. A node left out after a failed
+// connection, or refused by its durability check, is not called.
+func (p *Redlock) each(ctx context.Context, idx []int, bound time.Duration, fn func(ctx context.Context, i int, n *rnode) error) []error {
+	if idx == nil {
+		idx = p.all()
+	}
+	errs := make([]error, len(p.nodes))
 	var wg sync.WaitGroup
 	for _, i := range idx {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			nctx, cancel := context.WithTimeout(ctx, p.nodeTimeout)
+			nctx, cancel := ctx, context.CancelFunc(func() {})
+			if bound > 0 {
+				nctx, cancel = context.WithTimeout(ctx, bound)
+			}
 			defer cancel()
 			n := p.nodes[i]
 			if n.left() {
-				out[i].err = lock.Unavailable(fmt.Errorf("redis %s: left out for %s after a failed connection", n.addr, downFor), downFor)
+				errs[i] = lock.Unavailable(fmt.Errorf("redis %s: left out for %s after a failed connection", n.addr, downFor), downFor)
 				return
 			}
-			if err := p.ready(nctx, n); err != nil {
+			rctx, rcancel := context.WithTimeout(nctx, p.nodeTimeout)
+			err := p.ready(rctx, n)
+			rcancel()
+			if err != nil {
 				n.after(ctx, err)
-				out[i].err = err
+				errs[i] = err
 				return
 			}
-			out[i].r, out[i].err = fn(nctx, n)
-			n.after(ctx, out[i].err)
+			errs[i] = fn(nctx, i, n)
+			n.after(ctx, errs[i])
 		}()
 	}
 	wg.Wait()
-	return out
+	return errs
 }
 
 // tally sorts answers into succeeded, refused (answered but not ok) and
@@ -512,15 +536,115 @@ func (p *Redlock) Release(ctx context.Context, req lock.ReleaseRequest) error {
 // same lease.
 func (p *Redlock) Status(ctx context.Context, name string) (lock.Status, error) {
 	ans := p.fanout(ctx, nil, func(ctx context.Context, n *rnode) (reply, error) { return n.status(ctx, p.key(name)) })
+	r, v, unknown := p.verdict(ans)
+	switch v {
+	case held:
+		return lock.Status{Name: name, Held: true, Holder: r.holder()}, nil
+	case unsure:
+		return lock.Status{}, lock.Unavailable(fmt.Errorf("redlock: status of %q: %d nodes did not answer (%w)", name, len(unknown), firstErr(ans, unknown)), 50*time.Millisecond)
+	}
+	return lock.Status{Name: name}, nil
+}
+
+// verdictOf is what the nodes' status replies say of a name.
+type verdictOf int
+
+const (
+	free   verdictOf = iota
+	held             // a majority shows the same lease
+	unsure           // the nodes that did not answer could make either true
+)
+
+// verdict judges a name from every node's status reply (ans, by node
+// index), as Status answers: held, with the summary of the lease, when a
+// majority shows the same lease; unsure when too many nodes did not
+// answer, or when a lease seen on fewer than a majority might hold one
+// with the nodes that did not answer (listed in unknown); else free.
+func (p *Redlock) verdict(ans []answer) (_ reply, _ verdictOf, unknown []int) {
 	live, _, unknown := tally(ans, p.all())
 	g, ok := biggest(ans, live)
 	switch {
 	case ok && len(g.replies) >= p.quorum:
-		return lock.Status{Name: name, Held: true, Holder: g.summary().holder()}, nil
+		return g.summary(), held, unknown
 	case len(unknown) > len(p.nodes)-p.quorum, ok && len(g.replies)+len(unknown) >= p.quorum:
-		return lock.Status{}, lock.Unavailable(fmt.Errorf("redlock: status of %q: %d nodes did not answer (%w)", name, len(unknown), firstErr(ans, unknown)), 50*time.Millisecond)
+		return reply{}, unsure, unknown
 	}
-	return lock.Status{Name: name}, nil
+	return reply{}, free, unknown
+}
+
+// List implements providers.Lister as for one server (see Provider.List),
+// on every node at once: each page walks the keyspace of every node with
+// SCAN (each SCAN call bounded by the node timeout; O(keyspace) per node
+// per page), takes the names any node has under prefix after the
+// continuation, and reads their holders on every node with one script per
+// 100 names per node. A name is listed only where a majority of nodes show
+// the same lease, as Status judges: a name whose status would be unsure
+// because nodes did not answer is left out (never listed when it may not
+// be held). A page needs a majority of nodes to answer the scan and every
+// read, else it fails as unavailable. Each SCAN call and each script on
+// each node counts as a backend request.
+func (p *Redlock) List(ctx context.Context, prefix string, limit int, after string) ([]lock.Status, string, error) {
+	if err := checkAfter(prefix, after); err != nil {
+		return nil, "", err
+	}
+	found := make([][]string, len(p.nodes))
+	errs := p.each(ctx, nil, 0, func(ctx context.Context, i int, n *rnode) error {
+		var err error
+		found[i], err = n.scanNames(ctx, p.prefix, prefix, after, p.nodeTimeout)
+		return err
+	})
+	if err := p.majorityAnswered("list", errs); err != nil {
+		return nil, "", err
+	}
+	var names []string
+	for _, f := range found {
+		names = append(names, f...)
+	}
+	return listPage(sortedNames(names), limit, func(batch []string) ([]*lock.Holder, error) {
+		keys := make([]string, len(batch))
+		for i, n := range batch {
+			keys[i] = p.key(n)
+		}
+		rs := make([][]reply, len(p.nodes))
+		errs := p.each(ctx, nil, p.nodeTimeout, func(ctx context.Context, i int, n *rnode) error {
+			var err error
+			rs[i], err = n.list(ctx, keys)
+			return err
+		})
+		if err := p.majorityAnswered("list", errs); err != nil {
+			return nil, err
+		}
+		out := make([]*lock.Holder, len(batch))
+		ans := make([]answer, len(p.nodes))
+		for j := range batch {
+			for i, err := range errs {
+				ans[i] = answer{err: err}
+				if err == nil {
+					ans[i].r = rs[i][j]
+				}
+			}
+			if r, v, _ := p.verdict(ans); v == held {
+				h := r.holder()
+				out[j] = &h
+			}
+		}
+		return out, nil
+	})
+}
+
+// majorityAnswered returns nil when a majority of nodes answered without
+// error (errs by node index), else an unavailable error for op.
+func (p *Redlock) majorityAnswered(op string, errs []error) error {
+	var failed []error
+	for _, err := range errs {
+		if err != nil {
+			failed = append(failed, err)
+		}
+	}
+	if len(p.nodes)-len(failed) >= p.quorum {
+		return nil
+	}
+	return lock.Unavailable(fmt.Errorf("redlock: %s: %d of %d nodes answered, %d needed (%w)", op, len(p.nodes)-len(failed), len(p.nodes), p.quorum, errors.Join(failed...)), 50*time.Millisecond)
 }
 
 // Ping implements providers.Provider: a majority must answer.

@@ -128,6 +128,26 @@ if not (h[1] and exp and exp > now) then return {0} end
 return {1, tonumber(h[3]), tonumber(h[4]), tonumber(h[5]), h[6] or '', h[7] or '', exp - now, h[1]}
 `)
 
+// listScript reads the holders of a batch of locks (List): statusScript
+// for each key, in one round trip. A key that is not a lock's hash (a key
+// of another program under the prefix) reads as free.
+//
+// KEYS: the locks' hashes. Reply: one statusScript reply per key, in order.
+var listScript = newScript(luaNow + `
+local out = {}
+for i, k in ipairs(KEYS) do
+  local h = redis.pcall('HMGET', k, 'lh', 'exp', 'tok', 'rep', 'ttl', 'own', 'md')
+  local exp = nil
+  if type(h) == 'table' and not h.err then exp = tonumber(h[2]) end
+  if exp and h[1] and exp > now then
+    out[i] = {1, tonumber(h[3]), tonumber(h[4]), tonumber(h[5]), h[6] or '', h[7] or '', exp - now, h[1]}
+  else
+    out[i] = {0}
+  end
+end
+return out
+`)
+
 // commitScript raises the counter of a Redlock node that the lease holds
 // to the token the majority gave it (see Redlock.Acquire).
 //
