@@ -333,7 +333,11 @@ func Election(t *testing.T, instances []*service.Service, name string, cfg Elect
 				}
 				l, err := s.Acquire(campaign, lock.AcquireRequest{Name: name, Owner: value, Metadata: value, TTL: ttl, Wait: wait})
 				if err != nil {
-					if errors.Is(err, lock.ErrUnavailable) {
+					var held *lock.HeldError
+					if !errors.As(err, &held) {
+						// Unavailable, or the campaign's context ended while
+						// the acquire was in flight: the outcome is unknown, and
+						// a lease it may have created is seen until its TTL.
 						mu.Lock()
 						ambiguous[value] = true
 						mu.Unlock()

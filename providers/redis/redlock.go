@@ -386,9 +386,20 @@ func biggest(ans []answer, idx []int) (group, bool) {
 // Acquire implements providers.Provider (see Redlock).
 func (p *Redlock) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.Lease, error) {
 	key, lh := p.key(req.Name), providers.HashLeaseID(req.LeaseID)
+	hadMajority := false // a round wrote this lease on a majority, then undid it
 	for attempt := 1; ; attempt++ {
 		l, final, err := p.acquireOnce(ctx, key, lh, req, attempt == maxAcquireRounds)
+		var held *lock.HeldError
+		if err != nil && !errors.As(err, &held) && errors.Is(err, errMajorityUndone) {
+			hadMajority = true
+		}
 		if final {
+			if hadMajority && errors.As(err, &held) {
+				// Observers may have seen this lease hold a majority for a
+				// moment: the caller is told the outcome was unknown, not
+				// that another holder had the lock all along.
+				return lock.Lease{}, lock.Unavailable(fmt.Errorf("redlock: %q: a majority granted this lease, which then had to be undone: %w", req.Name, err), 50*time.Millisecond)
+			}
 			return l, err
 		}
 		// A split vote or unknown outcomes: try again after a random
@@ -400,6 +411,10 @@ func (p *Redlock) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.Le
 		}
 	}
 }
+
+// errMajorityUndone marks a round whose lease reached a majority but could
+// not be completed (see finish) and was undone.
+var errMajorityUndone = errors.New("redlock: granted by a majority, then undone")
 
 // maxAcquireRounds is how many rounds an Acquire may take when votes are
 // split or nodes do not answer.
@@ -419,11 +434,17 @@ func (p *Redlock) acquireOnce(ctx context.Context, key, lh string, req lock.Acqu
 			return l, true, nil
 		}
 		p.undo(ctx, key, lh, append(granted, unknown...))
-		return lock.Lease{}, last, err
+		return lock.Lease{}, last, fmt.Errorf("%w: %w", errMajorityUndone, err)
 	}
 	p.undo(ctx, key, lh, append(granted, unknown...))
 	g, ok := biggest(ans, held)
 	n, u := len(g.replies), len(unknown)
+	if len(granted)+u >= p.quorum {
+		// The nodes that did not answer may have granted too: this lease
+		// may have held a majority, for observers, until the undo.
+		return lock.Lease{}, last, fmt.Errorf("%w: %w", errMajorityUndone, lock.Unavailable(fmt.Errorf("redlock: %q: %d of %d nodes granted and %d did not answer (%w)",
+			req.Name, len(granted), len(p.nodes), u, firstErr(ans, unknown)), 50*time.Millisecond))
+	}
 	switch {
 	// Name a holder only if it may hold a majority (so a lease released
 	// on a majority, still left on a node where its release failed, is
