@@ -25,6 +25,8 @@ import (
 
 	"github.com/hasplock/hasp/api"
 	"github.com/hasplock/hasp/local"
+	"github.com/hasplock/hasp/lock"
+	"github.com/hasplock/hasp/providers"
 	"github.com/hasplock/hasp/providers/etcd"
 	"github.com/hasplock/hasp/service"
 )
@@ -294,4 +296,48 @@ func printTable(a, b string, aCycles, bCycles float64, contenders int, ad, bd []
 		fmt.Println(row)
 	}
 	fmt.Printf("| handoffs measured | %d | %d | |\n\n", len(ad), len(bd))
+}
+
+// instancesHandoffGrants is how many grants instancesHandoff measures.
+const instancesHandoffGrants = 300
+
+// instancesHandoff runs the 4-instance handoff of the provider tables:
+// one service instance per contender, each over its own provider from open
+// (closed when the test ends), each client holding 5 ms and thinking 5 ms,
+// until instancesHandoffGrants grants. It returns the handoffs and the
+// backend requests the providers sent meanwhile (acquires and releases).
+func instancesHandoff[P interface {
+	providers.Provider
+	providers.RequestCounter
+}](t *testing.T, contenders int, open func() P) ([]time.Duration, int64) {
+	t.Helper()
+	var (
+		svcs  []*service.Service
+		provs []P
+	)
+	for range contenders {
+		q := open()
+		t.Cleanup(func() { _ = q.Close() })
+		provs, svcs = append(provs, q), append(svcs, service.New(q))
+	}
+	count := func() (n int64) {
+		for _, q := range provs {
+			n += q.BackendRequests()
+		}
+		return n
+	}
+	before := count()
+	fd, err := handoffs(contenders, instancesHandoffGrants, 5*time.Millisecond, 5*time.Millisecond, func(ctx context.Context, c int) (func() error, error) {
+		l, err := svcs[c].Acquire(ctx, lock.AcquireRequest{Name: "report-handoff-4", Wait: 20 * time.Second})
+		if err != nil {
+			return nil, err
+		}
+		return func() error {
+			return svcs[c].Release(ctx, lock.ReleaseRequest{Name: "report-handoff-4", LeaseID: l.LeaseID})
+		}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fd, count() - before
 }

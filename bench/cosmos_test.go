@@ -14,7 +14,6 @@ import (
 	"github.com/hasplock/hasp/local/testbed/launch"
 	"github.com/hasplock/hasp/lock"
 	"github.com/hasplock/hasp/providers/cosmos"
-	"github.com/hasplock/hasp/service"
 )
 
 // reportCosmos prints the Cosmos DB table of BENCHMARKS.md: hasp serve on
@@ -101,36 +100,9 @@ func reportCosmos(t *testing.T, etcdCycles float64, etcdHandoffs []time.Duration
 	// hear of a release only by polling. As in the AWS table, each client
 	// holds 5 ms and thinks 5 ms, so that a releasing client does not
 	// simply take the lock straight back.
-	var (
-		svcs  []*service.Service
-		provs []*cosmos.Provider
-	)
-	for range contenders {
-		q := open()
-		t.Cleanup(func() { _ = q.Close() })
-		provs, svcs = append(provs, q), append(svcs, service.New(q))
-	}
-	count := func() (n int64) {
-		for _, q := range provs {
-			n += q.BackendRequests()
-		}
-		return n
-	}
-	const nFour = 300
-	before = count()
-	fd, err := handoffs(contenders, nFour, 5*time.Millisecond, 5*time.Millisecond, func(ctx context.Context, c int) (func() error, error) {
-		l, err := svcs[c].Acquire(ctx, lock.AcquireRequest{Name: "report-handoff-4", Wait: 20 * time.Second})
-		if err != nil {
-			return nil, err
-		}
-		return func() error {
-			return svcs[c].Release(ctx, lock.ReleaseRequest{Name: "report-handoff-4", LeaseID: l.LeaseID})
-		}, nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	reqFour := float64(count()-before-nFour) / nFour
+	const nFour = instancesHandoffGrants
+	fd, reqs := instancesHandoff(t, contenders, open)
+	reqFour := float64(reqs-nFour) / nFour
 
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
 	fmt.Printf("\nbaseline: one Cosmos DB point read on the emulator, p50 %s (%d reads); one conditional patch (a renew), p50 %s\n", ms(rtt), len(reads), ms(pct(patches, 0.5)))

@@ -9,9 +9,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/hasplock/hasp/local/testbed/launch"
-	"github.com/hasplock/hasp/lock"
 	"github.com/hasplock/hasp/providers/zookeeper"
-	"github.com/hasplock/hasp/service"
 )
 
 type zkQuiet struct{}
@@ -95,36 +93,9 @@ func reportZooKeeper(t *testing.T, etcdCycles float64, etcdHandoffs []time.Durat
 	// Four service instances, each with its own sessions: a release on
 	// one is heard by the others' watches. Each client holds 5 ms and
 	// thinks 5 ms, as in the Cosmos DB and AWS tables.
-	var (
-		svcs  []*service.Service
-		provs []*zookeeper.Provider
-	)
-	for range contenders {
-		q := open()
-		t.Cleanup(func() { _ = q.Close() })
-		provs, svcs = append(provs, q), append(svcs, service.New(q))
-	}
-	count := func() (n int64) {
-		for _, q := range provs {
-			n += q.BackendRequests()
-		}
-		return n
-	}
-	const nFour = 300
-	before = count()
-	fd, err := handoffs(contenders, nFour, 5*time.Millisecond, 5*time.Millisecond, func(ctx context.Context, c int) (func() error, error) {
-		l, err := svcs[c].Acquire(ctx, lock.AcquireRequest{Name: "report-handoff-4", Wait: 20 * time.Second})
-		if err != nil {
-			return nil, err
-		}
-		return func() error {
-			return svcs[c].Release(ctx, lock.ReleaseRequest{Name: "report-handoff-4", LeaseID: l.LeaseID})
-		}, nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	reqFour := float64(count()-before) / nFour
+	const nFour = instancesHandoffGrants
+	fd, reqs := instancesHandoff(t, contenders, open)
+	reqFour := float64(reqs) / nFour
 
 	// The client's own recipe, uncontended and with 4 contenders (one
 	// session each), on the same server.
