@@ -140,3 +140,36 @@ func TestSoakRedlock(t *testing.T) {
 	assert.Positive(t, f.Total(), "faults were injected")
 	assert.Positive(t, kills, "a node was killed")
 }
+
+// TestSoakPolling: eight service instances that only poll (as Lambda
+// environments do: Redis waiters poll), each with its own client, which
+// retries a request whose connection closed under its answer, through ten
+// times the faults of TestSoak to one redis-server. Size: HASP_SOAK, else
+// 1,000 in make test.
+func TestSoakPolling(t *testing.T) {
+	t.Parallel() // its own server
+	srv := launch.Redis(t)
+	proxy, err := faults.NewTCPProxy(srv.Addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = proxy.Close() })
+	const n = 8
+	var instances []providertest.Instance
+	for i := range n {
+		skew := 250*time.Millisecond - time.Duration(i)*500*time.Millisecond/(n-1)
+		rdb := goredis.NewClient(redis.ClientOptions(proxy.Addr()))
+		t.Cleanup(func() { _ = rdb.Close() })
+		p, err := redis.New(context.Background(), rdb, redis.WithClock(skewed(skew)))
+		require.NoError(t, err)
+		instances = append(instances, providertest.Instance{Provider: p, Skew: skew})
+	}
+	proxy.SetPlan(faults.Plan{Delay: 20 * time.Millisecond, DelayP: 0.02, ResetP: 0.01, DropResponseP: 0.02, Stall: 300 * time.Millisecond, StallP: 0.01})
+	res := providertest.Soak(context.Background(), instances, providertest.SoakConfig{
+		Acquires: providertest.SoakAcquiresOr(1000), Progress: providertest.ProgressLogger(t), TTL: 2 * time.Second,
+	})
+	proxy.SetPlan(faults.Plan{})
+	f := proxy.Counts()
+	t.Logf("redis polling soak: %s; faults injected: %d delays, %d resets, %d dropped responses, %d stalls",
+		res.String(), f.Delays, f.Resets, f.DroppedResponses, f.Stalls)
+	assert.Empty(t, res.Violations, res.Report())
+	assert.Positive(t, f.Total(), "faults were injected")
+}

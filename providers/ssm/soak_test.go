@@ -22,21 +22,28 @@ import (
 // rather than a retried write. wrap, if set, wraps each instance's HTTP
 // transport.
 func soak(t *testing.T, wrap func(http.RoundTripper) http.RoundTripper) providertest.SoakResult {
+	return soakWith(t, 2, false, faults.Plan{Delay: 20 * time.Millisecond, DelayP: 0.02, ResetP: 0.002, DropResponseP: 0.005, Stall: 300 * time.Millisecond, StallP: 0.002}, wrap)
+}
+
+// soakWith runs the soak through n instances with clocks spread over
+// ±250 ms, the SDK's standard retryer on when retries, and plan's faults.
+func soakWith(t *testing.T, n int, retries bool, plan faults.Plan, wrap func(http.RoundTripper) http.RoundTripper) providertest.SoakResult {
 	proxy, err := faults.NewHTTPProxy(launch.Moto(t))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = proxy.Close() })
 	var instances []providertest.Instance
-	for _, skew := range []time.Duration{250 * time.Millisecond, -250 * time.Millisecond} {
+	for i := range n {
+		skew := 250*time.Millisecond - time.Duration(i)*500*time.Millisecond/time.Duration(n-1)
 		var rt http.RoundTripper = &http.Transport{MaxIdleConnsPerHost: 32}
 		if wrap != nil {
 			rt = wrap(rt)
 		}
 		c := &providertest.OffsetClock{}
 		c.Set(skew)
-		p := open(t, client(proxy.URL(), &http.Client{Transport: rt}, false), ssm.WithClock(c))
+		p := open(t, client(proxy.URL(), &http.Client{Transport: rt}, retries), ssm.WithClock(c))
 		instances = append(instances, providertest.Instance{Provider: p, Skew: skew})
 	}
-	proxy.SetPlan(faults.Plan{Delay: 20 * time.Millisecond, DelayP: 0.02, ResetP: 0.002, DropResponseP: 0.005, Stall: 300 * time.Millisecond, StallP: 0.002})
+	proxy.SetPlan(plan)
 	res := providertest.Soak(context.Background(), instances, providertest.SoakConfig{
 		Acquires: providertest.SoakAcquiresOr(1000), Progress: providertest.ProgressLogger(t), TTL: 2 * time.Second,
 	})
@@ -45,6 +52,17 @@ func soak(t *testing.T, wrap func(http.RoundTripper) http.RoundTripper) provider
 	t.Logf("%s soak: %s; faults injected: %d delays, %d resets, %d dropped responses, %d stalls", t.Name(), res.String(), f.Delays, f.Resets, f.DroppedResponses, f.Stalls)
 	assert.Positive(t, f.Total(), "faults were injected")
 	return res
+}
+
+// TestSoakPollingMoto: eight service instances that only poll (as Lambda
+// environments do), with the SDK's standard retryer on, so that writes
+// applied but unanswered are retried while other instances go on: 5 % of
+// responses dropped after moto applied the request, 5 % of requests reset
+// before it, 2 % stalled. Every check of the soak holds.
+func TestSoakPollingMoto(t *testing.T) {
+	t.Parallel() // its own server
+	res := soakWith(t, 8, true, faults.Plan{ResetP: 0.05, DropResponseP: 0.05, Stall: 300 * time.Millisecond, StallP: 0.02}, nil)
+	assert.Empty(t, res.Violations, res.Report())
 }
 
 // TestSoakMoto: on moto, whose reads are fresh (it serves one request at a
