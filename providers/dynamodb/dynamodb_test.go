@@ -3,6 +3,8 @@ package dynamodb_test
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -256,4 +258,48 @@ func TestReleaseRetriedAfterApplied(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestDeadlinesMidRequest: callers whose deadlines end while their requests
+// are on the wire (at random points, from before the body is sent to after
+// the answer) get an error that says the outcome is unknown or the deadline
+// passed, never a false answer; and the store keeps serving. dynalite
+// itself used to die of this (see scripts/dynalite_server.js).
+func TestDeadlinesMidRequest(t *testing.T) {
+	url, _ := launch.Dynalite(t, t.TempDir())
+	db := client(url, nil)
+	require.NoError(t, dynamodb.CreateTable(context.Background(), db, "deadlines", false))
+	p, err := dynamodb.New(db, "deadlines")
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	var cut atomic.Int64
+	end := time.Now().Add(4 * time.Second)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; time.Now().Before(end); i++ {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Duration(i%40)*100*time.Microsecond)
+				name := fmt.Sprintf("n%d", i%3)
+				l, err := p.Acquire(ctx, lock.AcquireRequest{Name: name, LeaseID: fmt.Sprintf("lease-%d-%d", g, i), TTL: time.Second})
+				if err == nil {
+					err = p.Release(ctx, lock.ReleaseRequest{Name: name, LeaseID: l.LeaseID})
+				}
+				cancel()
+				var held *lock.HeldError
+				switch {
+				case err == nil, errors.As(err, &held), errors.Is(err, lock.ErrLeaseLost):
+				case errors.Is(err, lock.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+					cut.Add(1)
+				default:
+					t.Errorf("acquire/release under a deadline: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	assert.Positive(t, cut.Load(), "some requests were cut off mid-flight")
+	_, err = p.Status(context.Background(), "n0")
+	require.NoError(t, err, "the store still serves")
 }

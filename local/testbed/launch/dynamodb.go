@@ -27,18 +27,21 @@ func Moto(t testing.TB) string {
 }
 
 // Dynalite starts dynalite (npm, installed by `make deps`) on a free
-// loopback port. With dir it keeps its data there, so Restart keeps it.
+// loopback port, through scripts/dynalite_server.js (which keeps a client's
+// aborted request from killing the server). With dir it keeps its data
+// there, so Restart keeps it.
 func Dynalite(t testing.TB, dir string) (string, *Proc) {
 	t.Helper()
-	cli, ok := NodeModule(t, "dynalite/cli.js")
+	_, ok := NodeModule(t, "dynalite/index.js")
 	Require(t, ok, "dynalite", "run `make deps` (npm ci)")
 	node, err := exec.LookPath("node")
 	Require(t, err == nil, "node", "Node.js comes with the machine image")
 	port := FreePort(t)
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	args := []string{node, cli, "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0"}
+	script := filepath.Join(ModuleRoot(t), "local", "testbed", "launch", "scripts", "dynalite_server.js")
+	args := []string{node, script, "127.0.0.1", strconv.Itoa(port)}
 	if dir != "" {
-		args = append(args, "--path", dir)
+		args = append(args, dir)
 	}
 	p := StartProc(t, "dynalite", nil, HTTPReady(url), args...)
 	return url, p

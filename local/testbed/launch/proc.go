@@ -67,10 +67,11 @@ type Proc struct {
 	// dies, even by a timeout's panic that skips every cleanup.
 	dieWithParent bool
 
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
-	logs *syncWriter
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	done    chan struct{}
+	logs    *syncWriter
+	stopped bool // Stop killed it: an exit before that is a crash
 }
 
 // StartProc starts argv, waits until ready() reports true (polling for up
@@ -81,8 +82,36 @@ func StartProc(t testing.TB, name string, env []string, ready func() bool, argv 
 	if err := p.start(ready); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(p.Stop)
+	t.Cleanup(func() {
+		if crash := p.crashed(); crash != "" {
+			t.Errorf("%s", crash)
+		}
+		p.Stop()
+	})
 	return p
+}
+
+// crashed describes how the process ended, with what it printed, when it
+// exited while the test still needed it; "" while it runs or after Stop.
+// Without it a server that dies mid-test shows only as "connection
+// refused" in whatever test came next.
+func (p *Proc) crashed() string {
+	p.mu.Lock()
+	cmd, done, stopped, logs := p.cmd, p.done, p.stopped, p.logs
+	p.mu.Unlock()
+	if cmd == nil || stopped {
+		return ""
+	}
+	select {
+	case <-done:
+	default:
+		return ""
+	}
+	out := logs.String()
+	if len(out) > 8<<10 {
+		out = "…" + out[len(out)-8<<10:]
+	}
+	return fmt.Sprintf("%s (pid %d) exited during the test: %v; its output:\n%s", p.name, cmd.Process.Pid, cmd.ProcessState, out)
 }
 
 func (p *Proc) start(ready func() bool) error {
@@ -119,7 +148,7 @@ func (p *Proc) start(ready func() bool) error {
 		go func() { _ = cmd.Wait(); close(done) }()
 	}
 	p.mu.Lock()
-	p.cmd, p.done, p.logs = cmd, done, logs
+	p.cmd, p.done, p.logs, p.stopped = cmd, done, logs, false
 	p.mu.Unlock()
 	deadline := time.Now().Add(60 * time.Second)
 	for !ready() {
@@ -149,15 +178,24 @@ func (p *Proc) Logs() string {
 }
 
 // Stop kills the process (and its process group) and waits for it.
+// Stopping a process that has already exited, or stopping twice, sends no
+// signal: once reaped, its pid (and so its group id) may belong to another
+// test's server (pid_max is 32768 on the CI machines) and a stale kill would
+// take that server down.
 func (p *Proc) Stop() {
 	p.mu.Lock()
-	cmd, done := p.cmd, p.done
-	p.mu.Unlock()
-	if cmd == nil {
+	defer p.mu.Unlock()
+	p.stopped = true
+	if p.cmd == nil {
 		return
 	}
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	<-done
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
 }
 
 // Restart stops the process and starts it again with the same arguments.
