@@ -16,6 +16,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
@@ -397,8 +398,9 @@ func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
 // fail maps an error from decoding or the service to its response.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var (
-		inv  *lock.InvalidArgumentError
-		held *lock.HeldError
+		inv      *lock.InvalidArgumentError
+		held     *lock.HeldError
+		mismatch *lock.PermitsMismatchError
 	)
 	switch {
 	case errors.As(err, &inv):
@@ -408,10 +410,23 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		}
 		writeError(w, http.StatusBadRequest, "invalid_argument", msg, inv.Field)
 	case errors.As(err, &held):
-		writeJSON(w, http.StatusConflict, wire.HeldResponse{
+		resp := wire.HeldResponse{
 			Error:        wire.ErrorBody{Code: "lock_held", Message: "the lock is held by another lease"},
 			Holder:       wire.HolderBody{Owner: held.Holder.Owner, FencingToken: held.Holder.FencingToken, ExpiresAt: lock.FormatTime(held.Holder.ExpiresAt)},
 			RetryAfterMs: floorMillis(held.RetryAfter),
+			Permits:      held.Permits,
+		}
+		if !held.DelayedUntil.IsZero() {
+			resp.Error.Message = "the lock's last lease expired without a release; its lock-delay runs until delayed_until"
+			resp.DelayedUntil = lock.FormatTime(held.DelayedUntil)
+		} else if held.Permits > 1 {
+			resp.Error.Message = "every permit of the semaphore is held"
+		}
+		writeJSON(w, http.StatusConflict, resp)
+	case errors.As(err, &mismatch):
+		writeJSON(w, http.StatusConflict, wire.PermitsMismatchResponse{
+			Error:   wire.ErrorBody{Code: "permits_mismatch", Message: fmt.Sprintf("the lock's holders hold it with permits %d; this acquire asked for %d", mismatch.Permits, mismatch.Requested)},
+			Permits: mismatch.Permits,
 		})
 	case errors.Is(err, lock.ErrLeaseLost):
 		writeError(w, http.StatusConflict, "lease_lost", "the lease no longer holds the lock (expired, released or taken over)", "")

@@ -18,6 +18,7 @@ type kind int
 const (
 	kString kind = iota
 	kMillis      // a JSON integer literal, in milliseconds
+	kInt         // a JSON integer literal
 )
 
 // field binds one JSON field of a request to a Go value.
@@ -26,6 +27,7 @@ type field struct {
 	kind kind
 	str  *string
 	dur  *time.Duration
+	num  *int
 	set  *bool // optional: reports that the field was present
 }
 
@@ -33,16 +35,21 @@ type field struct {
 // optional fields take their defaults when the service validates.
 func DecodeAcquire(body []byte) (lock.AcquireRequest, error) {
 	var r lock.AcquireRequest
-	var hasTTL bool
+	var hasTTL, hasPermits bool
 	err := decodeObject(body, []field{
 		{name: "name", kind: kString, str: &r.Name},
 		{name: "owner", kind: kString, str: &r.Owner},
 		{name: "ttl_ms", kind: kMillis, dur: &r.TTL, set: &hasTTL},
 		{name: "wait_ms", kind: kMillis, dur: &r.Wait},
 		{name: "metadata", kind: kString, str: &r.Metadata},
+		{name: "permits", kind: kInt, num: &r.Permits, set: &hasPermits},
+		{name: "lock_delay_ms", kind: kMillis, dur: &r.LockDelay},
 	}, "name")
 	if err != nil {
 		return r, err
+	}
+	if hasPermits && r.Permits == 0 {
+		return r, lock.Invalid("permits", "must be between 1 and %d", lock.MaxPermits)
 	}
 	if hasTTL {
 		if err := lock.ValidateTTL(r.TTL); err != nil {
@@ -165,23 +172,32 @@ func (f *field) assign(raw json.RawMessage) error {
 		if err := json.Unmarshal(raw, f.str); err != nil {
 			return lock.Invalid(f.name, "must be a string")
 		}
+	case kInt:
+		if !isIntLiteral(raw) {
+			return lock.Invalid(f.name, "must be an integer")
+		}
+		*f.num = int(clamped(raw))
 	case kMillis:
 		if !isIntLiteral(raw) {
 			return lock.Invalid(f.name, "must be an integer number of milliseconds")
 		}
-		// Clamp far out-of-range values (even past int64) so that the
-		// field's own validation reports its range.
-		const bound = int64(1e12)
-		ms, err := strconv.ParseInt(string(raw), 10, 64)
-		switch {
-		case err != nil && raw[0] == '-', ms < -bound:
-			ms = -bound
-		case err != nil, ms > bound:
-			ms = bound
-		}
-		*f.dur = time.Duration(ms) * time.Millisecond
+		*f.dur = time.Duration(clamped(raw)) * time.Millisecond
 	}
 	return nil
+}
+
+// clamped parses an integer literal, clamping far out-of-range values
+// (even past int64) so that the field's own validation reports its range.
+func clamped(raw []byte) int64 {
+	const bound = int64(1e12)
+	n, err := strconv.ParseInt(string(raw), 10, 64)
+	switch {
+	case err != nil && raw[0] == '-', n < -bound:
+		n = -bound
+	case err != nil, n > bound:
+		n = bound
+	}
+	return n
 }
 
 // isIntLiteral reports whether raw is a JSON number without fraction or

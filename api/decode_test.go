@@ -23,12 +23,15 @@ func TestDecodeAcquire(t *testing.T) {
 		body string
 		want lock.AcquireRequest
 	}{
-		{`{"name":"a"}`, lock.AcquireRequest{Name: "a", TTL: lock.DefaultTTL}},
-		{` {"name":"a","owner":"o","ttl_ms":1000,"wait_ms":20000,"metadata":"m"} `, lock.AcquireRequest{Name: "a", Owner: "o", TTL: time.Second, Wait: 20 * time.Second, Metadata: "m"}},
-		{`{"ttl_ms":3600000,"name":"b","wait_ms":0}`, lock.AcquireRequest{Name: "b", TTL: time.Hour}},
-		{`{"name":"a","owner":"\ud83d\udd12"}`, lock.AcquireRequest{Name: "a", Owner: "🔒", TTL: lock.DefaultTTL}},
-		{`{"name":"a","metadata":"\\ud800"}`, lock.AcquireRequest{Name: "a", Metadata: `\ud800`, TTL: lock.DefaultTTL}},
+		{`{"name":"a"}`, lock.AcquireRequest{Name: "a", TTL: lock.DefaultTTL, Permits: 1}},
+		{` {"name":"a","owner":"o","ttl_ms":1000,"wait_ms":20000,"metadata":"m"} `, lock.AcquireRequest{Name: "a", Owner: "o", TTL: time.Second, Wait: 20 * time.Second, Metadata: "m", Permits: 1}},
+		{`{"ttl_ms":3600000,"name":"b","wait_ms":0}`, lock.AcquireRequest{Name: "b", TTL: time.Hour, Permits: 1}},
+		{`{"name":"a","owner":"\ud83d\udd12"}`, lock.AcquireRequest{Name: "a", Owner: "🔒", TTL: lock.DefaultTTL, Permits: 1}},
+		{`{"name":"a","metadata":"\\ud800"}`, lock.AcquireRequest{Name: "a", Metadata: `\ud800`, TTL: lock.DefaultTTL, Permits: 1}},
 		{`{"name":"a","ttl_ms":-0}`, lock.AcquireRequest{}},
+		{`{"name":"s","permits":5,"lock_delay_ms":60000}`, lock.AcquireRequest{Name: "s", TTL: lock.DefaultTTL, Permits: 5, LockDelay: time.Minute}},
+		{`{"name":"s","permits":1000}`, lock.AcquireRequest{Name: "s", TTL: lock.DefaultTTL, Permits: 1000}},
+		{`{"name":"s","permits":1,"lock_delay_ms":0}`, lock.AcquireRequest{Name: "s", TTL: lock.DefaultTTL, Permits: 1}},
 	}
 	for _, tt := range tests {
 		got, err := DecodeAcquire([]byte(tt.body))
@@ -38,6 +41,26 @@ func TestDecodeAcquire(t *testing.T) {
 		}
 		require.NoError(t, err, tt.body)
 		assert.Equal(t, tt.want, got, tt.body)
+	}
+}
+
+func TestDecodeAcquirePermitsRejected(t *testing.T) {
+	for _, tt := range []struct{ body, field string }{
+		{`{"name":"s","permits":0}`, "permits"},
+		{`{"name":"s","permits":-1}`, "permits"},
+		{`{"name":"s","permits":1001}`, "permits"},
+		{`{"name":"s","permits":99999999999999999999999}`, "permits"},
+		{`{"name":"s","permits":2.5}`, "permits"},
+		{`{"name":"s","permits":"3"}`, "permits"},
+		{`{"name":"s","permits":null}`, "permits"},
+		{`{"name":"s","lock_delay_ms":-1}`, "lock_delay_ms"},
+		{`{"name":"s","lock_delay_ms":60001}`, "lock_delay_ms"},
+		{`{"name":"s","lock_delay_ms":1e3}`, "lock_delay_ms"},
+	} {
+		_, err := DecodeAcquire([]byte(tt.body))
+		var inv *lock.InvalidArgumentError
+		require.ErrorAs(t, err, &inv, tt.body)
+		assert.Equal(t, tt.field, inv.Field, tt.body)
 	}
 }
 

@@ -28,7 +28,30 @@ var (
 	// ErrUnauthenticated means credentials were required and missing or
 	// wrong.
 	ErrUnauthenticated = errors.New("lock: unauthenticated")
+	// ErrPermitsMismatch means an acquire asked for a permit count other
+	// than the one the name's holders agreed on (a mutex is 1). The error
+	// is a *PermitsMismatchError.
+	ErrPermitsMismatch = errors.New("lock: permits mismatch")
 )
+
+// PermitsMismatchError reports an acquire whose permit count disagrees
+// with the name's live (or lock-delayed) holders. Nothing changed.
+type PermitsMismatchError struct {
+	// Name is the lock's name.
+	Name string
+	// Permits is the count the name's holders agreed on.
+	Permits int
+	// Requested is the count the acquire asked for.
+	Requested int
+}
+
+// Error implements error.
+func (e *PermitsMismatchError) Error() string {
+	return fmt.Sprintf("lock: %q is held with %d permits, not %d", e.Name, e.Permits, e.Requested)
+}
+
+// Unwrap makes errors.Is(err, ErrPermitsMismatch) true.
+func (e *PermitsMismatchError) Unwrap() error { return ErrPermitsMismatch }
 
 // HeldError reports that another lease holds the lock.
 type HeldError struct {
@@ -43,6 +66,14 @@ type HeldError struct {
 	// observed, for providers that watch for changes; zero otherwise. It
 	// never leaves the service.
 	Revision int64
+	// Permits is set when the name is a semaphore, or a mutex whose leases
+	// asked for a lock-delay (see Status.Permits); 0 for a plain mutex.
+	// Holder is then the holder whose permit frees first.
+	Permits int
+	// DelayedUntil is set when every permit is taken and the first to free
+	// is held only by a lock-delay: the lease expired without a release,
+	// and the permit is unavailable until then.
+	DelayedUntil time.Time
 }
 
 // Error implements error.

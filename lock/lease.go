@@ -32,6 +32,10 @@ const (
 	DefaultListLimit = 100
 	// MaxListLimit is the largest page of a listing a caller may ask for.
 	MaxListLimit = 1000
+	// MaxPermits is the largest permit count of a semaphore.
+	MaxPermits = 1000
+	// MaxLockDelay is the longest lock-delay a lease may ask for.
+	MaxLockDelay = time.Minute
 )
 
 // Lease is a granted lock: what acquire and renew return to the holder.
@@ -53,6 +57,12 @@ type Lease struct {
 	ExpiresAt time.Time
 	// Metadata is the caller's opaque value stored with the lease.
 	Metadata string
+	// Permits is the permit count of the semaphore the lease holds one
+	// permit of; 1 (or 0, from a provider) for a mutex.
+	Permits int
+	// LockDelay is how long the name (or the lease's permit) stays
+	// unavailable after the lease expires without a release; zero for none.
+	LockDelay time.Duration
 }
 
 // Holder describes the current holder of a lock, as shown to others: it
@@ -66,7 +76,13 @@ type Holder struct {
 	ExpiresAt time.Time
 	// Metadata is the holder's metadata.
 	Metadata string
+	// LockDelay is the lease's lock-delay; zero for none.
+	LockDelay time.Duration
 }
+
+// FreeAt is when the holder's permit can be granted again if its lease
+// expires without a release: ExpiresAt plus LockDelay.
+func (h Holder) FreeAt() time.Time { return h.ExpiresAt.Add(h.LockDelay) }
 
 // Status is the state of one lock, as GET /v1/locks reports it.
 type Status struct {
@@ -74,9 +90,24 @@ type Status struct {
 	Name string
 	// Held reports whether an unexpired lease holds the lock.
 	Held bool
-	// Holder describes the holder when Held is true; zero otherwise.
+	// Holder describes the holder when Held is true; zero otherwise. On a
+	// semaphore it is the live holder granted last (the highest token).
 	Holder Holder
+	// Permits is the name's permit count when it is a semaphore, or a
+	// mutex whose leases asked for a lock-delay; 0 for a plain mutex.
+	Permits int
+	// Holders lists every live holder of a semaphore (Permits > 0), in
+	// token order; nil for a plain mutex.
+	Holders []Holder
+	// Delayed lists the holders whose leases expired without a release and
+	// whose lock-delay has not yet run out: each keeps its permit (the
+	// name, for a mutex) unavailable until its FreeAt.
+	Delayed []Holder
 }
+
+// Semaphore reports whether the status is a semaphore's or a lock-delayed
+// mutex's (the fields Permits, Holders and Delayed are set).
+func (s Status) Semaphore() bool { return s.Permits > 0 }
 
 // AcquireRequest asks for a lease.
 type AcquireRequest struct {
@@ -94,6 +125,14 @@ type AcquireRequest struct {
 	// LeaseID is set by the service before it calls a provider: a fresh,
 	// unguessable secret for the new lease. Callers leave it empty.
 	LeaseID string
+	// Permits makes the name a semaphore of that many permits (1 to
+	// MaxPermits); zero means 1, a mutex. Every live holder of a name must
+	// agree on it (lock.ErrPermitsMismatch otherwise).
+	Permits int
+	// LockDelay (0 to MaxLockDelay, whole milliseconds) keeps the name, or
+	// this lease's permit, unavailable for that long after the lease
+	// expires without a release; zero for none.
+	LockDelay time.Duration
 }
 
 // RenewRequest asks to extend a lease.

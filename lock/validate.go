@@ -125,8 +125,9 @@ func ValidateLeaseID(id string) error {
 	return nil
 }
 
-// Validate checks every field and fills in defaults (TTL). A zero TTL means
-// the default; a zero Wait means no waiting.
+// Validate checks every field and fills in defaults (TTL, Permits). A
+// zero TTL means the default; a zero Wait means no waiting; zero Permits
+// means 1.
 func (r *AcquireRequest) Validate() error {
 	if err := ValidateName(r.Name); err != nil {
 		return err
@@ -142,6 +143,18 @@ func (r *AcquireRequest) Validate() error {
 	}
 	if err := ValidateWait(r.Wait); err != nil {
 		return err
+	}
+	if r.Permits == 0 {
+		r.Permits = 1
+	}
+	if r.Permits < 1 || r.Permits > MaxPermits {
+		return Invalid("permits", "must be between 1 and %d", MaxPermits)
+	}
+	if r.LockDelay < 0 || r.LockDelay > MaxLockDelay {
+		return Invalid("lock_delay_ms", "must be between 0 and %d", MaxLockDelay.Milliseconds())
+	}
+	if r.LockDelay%time.Millisecond != 0 {
+		return Invalid("lock_delay_ms", "must be a whole number of milliseconds")
 	}
 	return ValidateMetadata(r.Metadata)
 }

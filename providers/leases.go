@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
+	"strings"
 	"time"
 )
 
@@ -23,11 +24,12 @@ func NewLeaseID() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// LeaseIssuedAt returns when a lease id made by NewLeaseID was issued, by
+// LeaseIssuedAt returns when a lease id made by NewLeaseID (or
+// PermitLeaseID) was issued, by
 // the issuing instance's clock, so that any instance can measure how long
 // a released lease was held. ok is false for ids it cannot read.
 func LeaseIssuedAt(id string) (t time.Time, ok bool) {
-	b, err := base64.RawURLEncoding.DecodeString(id)
+	b, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(id, permitPrefix))
 	if err != nil || len(b) != 24 {
 		return time.Time{}, false
 	}

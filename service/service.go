@@ -114,7 +114,14 @@ func (s *Service) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.Le
 	if err := req.Validate(); err != nil {
 		return lock.Lease{}, err
 	}
-	req.LeaseID = providers.NewLeaseID()
+	if wantsPermits(req) {
+		if _, err := s.permitStore(); err != nil {
+			return lock.Lease{}, err
+		}
+		req.LeaseID = providers.PermitLeaseID()
+	} else {
+		req.LeaseID = providers.NewLeaseID()
+	}
 	start := time.Now()
 	ctx, span := tracer.Start(ctx, "lock.acquire", trace.WithSpanKind(trace.SpanKindInternal),
 		trace.WithAttributes(AttrName.String(req.Name), AttrTTLMs.Int64(req.TTL.Milliseconds()), AttrWaitMs.Int64(req.Wait.Milliseconds())))
@@ -152,7 +159,7 @@ func (s *Service) acquire(ctx context.Context, req lock.AcquireRequest, start ti
 		}
 	}()
 	for {
-		lease, err := s.call(ctx, func(ctx context.Context) (lock.Lease, error) { return s.p.Acquire(ctx, req) })
+		lease, err := s.call(ctx, func(ctx context.Context) (lock.Lease, error) { return s.attempt(ctx, req) })
 		var held *lock.HeldError
 		if !errors.As(err, &held) {
 			return lease, contended, err
@@ -213,7 +220,16 @@ func (s *Service) Renew(ctx context.Context, req lock.RenewRequest) (lock.Lease,
 	}
 	start := time.Now()
 	ctx, span := tracer.Start(ctx, "lock.renew", trace.WithAttributes(AttrName.String(req.Name)))
-	l, err := s.call(ctx, func(ctx context.Context) (lock.Lease, error) { return s.p.Renew(ctx, req) })
+	l, err := s.call(ctx, func(ctx context.Context) (lock.Lease, error) {
+		if providers.IsPermitLeaseID(req.LeaseID) {
+			return s.renewPermit(ctx, req)
+		}
+		l, err := s.p.Renew(ctx, req)
+		if err == nil {
+			l.Permits = 1
+		}
+		return l, err
+	})
 	endSpan(span, "renew", l.FencingToken, err)
 	if s.obs != nil {
 		s.obs.ObserveRenew(ctx, req, l, err, time.Since(start))
@@ -228,7 +244,12 @@ func (s *Service) Release(ctx context.Context, req lock.ReleaseRequest) error {
 	}
 	start := time.Now()
 	ctx, span := tracer.Start(ctx, "lock.release", trace.WithAttributes(AttrName.String(req.Name)))
-	_, err := s.call(ctx, func(ctx context.Context) (lock.Lease, error) { return lock.Lease{}, s.p.Release(ctx, req) })
+	_, err := s.call(ctx, func(ctx context.Context) (lock.Lease, error) {
+		if providers.IsPermitLeaseID(req.LeaseID) {
+			return lock.Lease{}, s.releasePermit(ctx, req)
+		}
+		return lock.Lease{}, s.p.Release(ctx, req)
+	})
 	if err == nil {
 		s.lines.wake(req.Name)
 		s.notes.notify(req.Name)

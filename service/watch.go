@@ -5,10 +5,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hasplock/hasp/lock"
@@ -16,19 +16,23 @@ import (
 )
 
 // DefaultWatchPoll is the longest pause between two status reads of a
-// watch on a provider that cannot watch (DynamoDB, Spanner, Cosmos DB):
-// each pause is drawn uniformly from [DefaultWatchPoll/2, DefaultWatchPoll]
-// (jittered, so that many watches spread their reads), so an open watch
-// costs about 1/(0.75·80 ms) ≈ 17 status reads a second, and a change made
-// through another service instance is seen within 80 ms plus one read,
-// under DynamoDB's polled handoff p99 (88.5 ms, BENCHMARKS.md). A change
+// watch on a provider that cannot watch (DynamoDB, Spanner, Cosmos DB,
+// SSM). A polling watch pauses as a waiting acquire does, starting short
+// and doubling: its pauses are drawn uniformly from [5, 10], [10, 20],
+// [20, 40] ms and then [d/2, d] for d = DefaultWatchPoll (jittered, so that
+// many watches spread their reads). So a watch notices a change made soon
+// after it began (a release, and the grant to a waiter that follows it: a
+// change of leader is two changes in a row, and an observer watches again
+// right after the first) within a few milliseconds plus one read, no later
+// than a waiting acquire of the same age notices a release; one that has
+// waited longer polls about 1/(0.75·80 ms) ≈ 17 times a second. A change
 // made through this same instance wakes its watches at once.
 const DefaultWatchPoll = 80 * time.Millisecond
 
 // WithWatchPoll sets the longest pause between status reads of a watch on
-// a provider that cannot watch (default DefaultWatchPoll); each pause is
-// drawn uniformly from [d/2, d]. Watches cost about 1/(0.75·d) status reads
-// a second each. d below 10 ms is taken as 10 ms.
+// a provider that cannot watch (default DefaultWatchPoll); pauses start
+// at 5 to 10 ms and double up to [d/2, d]. A settled watch costs about
+// 1/(0.75·d) status reads a second. d below 10 ms is taken as 10 ms.
 func WithWatchPoll(d time.Duration) Option {
 	return func(s *Service) { s.watchPoll = max(d, 2*minWatchPause) }
 }
@@ -36,6 +40,18 @@ func WithWatchPoll(d time.Duration) Option {
 // minWatchPause is the shortest pause between two status reads of a
 // polling watch.
 const minWatchPause = 5 * time.Millisecond
+
+// watchPauses returns the pauses of one polling watch (see
+// DefaultWatchPoll): exponential from [5, 10] ms up to [d/2, d], jittered.
+func (s *Service) watchPauses() *backoff.ExponentialBackOff {
+	b := backoff.NewExponentialBackOff()
+	// A pause is drawn from interval·[2/3, 4/3]: from ¾ of the bound it
+	// spans [bound/2, bound].
+	b.InitialInterval = min(3*2*minWatchPause/4, 3*s.watchPoll/4)
+	b.MaxInterval = 3 * s.watchPoll / 4
+	b.Multiplier, b.RandomizationFactor = 2, 1.0/3
+	return b
+}
 
 // WatchObserver is an optional interface of an Observer (see WithObserver)
 // that is told of watches. Calls must be fast and must not block.
@@ -61,7 +77,8 @@ func token(st lock.Status) int64 {
 // once) and returns the status then, and whether the holder differs from
 // after (changed). On a provider that is a providers.HolderWatcher the
 // wait is woken by the backend; otherwise the status is read again after
-// jittered pauses (WithWatchPoll) that never run past the holder's expiry,
+// jittered pauses that start short and grow to WithWatchPoll's (see
+// DefaultWatchPoll) and never run past the holder's expiry,
 // and at once when a lease of name is acquired or released through this
 // service. ctx bounds the whole call.
 func (s *Service) Watch(ctx context.Context, name string, after int64, wait time.Duration) (st lock.Status, changed bool, err error) {
@@ -87,7 +104,10 @@ func (s *Service) Watch(ctx context.Context, name string, after int64, wait time
 	}()
 	deadline := time.Now().Add(wait)
 	hw, watches := providers.As[providers.HolderWatcher](s.p)
-	var sub *subscription
+	var (
+		sub    *subscription
+		pauses *backoff.ExponentialBackOff
+	)
 	if !watches {
 		sub = s.notes.subscribe(name)
 		defer s.notes.unsubscribe(name, sub)
@@ -113,7 +133,10 @@ func (s *Service) Watch(ctx context.Context, name string, after int64, wait time
 		if watches {
 			werr = hw.WaitHolderChange(wctx, name, after)
 		} else {
-			d := s.watchPoll/2 + rand.N(s.watchPoll/2+1)
+			if pauses == nil {
+				pauses = s.watchPauses()
+			}
+			d := pauses.NextBackOff()
 			if st.Held {
 				// Never sleep past the holder's expiry (plus a little, so
 				// that the next read sees it expired), nor less than

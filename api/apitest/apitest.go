@@ -140,6 +140,7 @@ func Run(t *testing.T, tg Target) {
 	t.Run("Routing", tg.testRouting)
 	t.Run("Watch", tg.testWatch)
 	t.Run("List", tg.testList)
+	t.Run("Permits", tg.testPermits)
 	t.Run("Contention", tg.testContention)
 }
 
@@ -167,10 +168,12 @@ func checkLease(t *testing.T, r Response, name string) map[string]any {
 	require.Equal(t, http.StatusOK, r.Status, "%s", r.Raw)
 	b := r.Body
 	want := []string{"expires_at", "fencing_token", "lease_id", "name", "owner", "ttl_ms"}
-	if _, ok := b["metadata"]; ok {
-		want = append(want, "metadata")
-		sort.Strings(want)
+	for _, optional := range []string{"metadata", "permits", "lock_delay_ms"} {
+		if _, ok := b[optional]; ok {
+			want = append(want, optional)
+		}
 	}
+	sort.Strings(want)
 	assert.Equal(t, want, keys(b), "lease body keys")
 	assert.Equal(t, name, b["name"])
 	assert.IsType(t, "", b["owner"])

@@ -31,6 +31,7 @@ type state struct {
 	mu      sync.Mutex
 	locks   map[string]*record
 	tokens  map[string]int64 // last token issued per name; never deleted
+	gen     map[string]int64 // bumped on every change of a name's record
 	changed chan struct{}    // closed and replaced on every acquire and release
 	closed  bool
 }
@@ -42,6 +43,10 @@ type record struct {
 	ttl      time.Duration
 	expires  time.Time
 	metadata string
+	// table is the permit table of a semaphore or lock-delayed mutex
+	// (leaseID is then "", which matches no lease, and expires is the
+	// table's BusyUntil); nil for a plain lease.
+	table *providers.PermitTable
 }
 
 var (
@@ -49,6 +54,7 @@ var (
 	_ providers.Watcher       = (*Provider)(nil)
 	_ providers.HolderWatcher = (*Provider)(nil)
 	_ providers.Lister        = (*Provider)(nil)
+	_ providers.PermitStore   = (*Provider)(nil)
 )
 
 // Option configures a Provider.
@@ -65,6 +71,7 @@ func New(opts ...Option) *Provider {
 		state: &state{
 			locks:   map[string]*record{},
 			tokens:  map[string]int64{},
+			gen:     map[string]int64{},
 			changed: make(chan struct{}),
 		},
 	}
@@ -84,11 +91,15 @@ func (p *Provider) View(c lock.Clock) *Provider {
 // Name returns "memory".
 func (p *Provider) Name() string { return "memory" }
 
-// live returns the unexpired record for name, deleting an expired one.
+// live returns the unexpired record for name (a busy permit table too),
+// deleting an expired plain one; an idle table stays, for its release
+// marks, until an acquire takes the record over.
 func (p *Provider) live(name string, now time.Time) *record {
 	r := p.locks[name]
 	if r != nil && !now.Before(r.expires) {
-		delete(p.locks, name)
+		if r.table == nil {
+			delete(p.locks, name)
+		}
 		return nil
 	}
 	return r
@@ -110,13 +121,18 @@ func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.L
 	}
 	now := p.clock.Now()
 	if r := p.live(req.Name, now); r != nil {
+		if r.table != nil {
+			return lock.Lease{}, r.table.Blocking(req.Name, now, p.gen[req.Name])
+		}
 		return lock.Lease{}, &lock.HeldError{
 			Name:       req.Name,
 			Holder:     r.holder(),
 			RetryAfter: r.expires.Sub(now),
+			Revision:   p.gen[req.Name],
 		}
 	}
 	p.tokens[req.Name]++
+	p.gen[req.Name]++
 	r := &record{
 		leaseID:  req.LeaseID,
 		owner:    req.Owner,
@@ -146,6 +162,7 @@ func (p *Provider) Renew(ctx context.Context, req lock.RenewRequest) (lock.Lease
 		r.ttl = req.TTL
 	}
 	r.expires = lock.ExpiresAt(now, r.ttl)
+	p.gen[req.Name]++
 	return r.lease(req.Name), nil
 }
 
@@ -161,6 +178,7 @@ func (p *Provider) Release(ctx context.Context, req lock.ReleaseRequest) error {
 		return lock.ErrLeaseLost
 	}
 	delete(p.locks, req.Name)
+	p.gen[req.Name]++
 	p.notify()
 	return nil
 }
@@ -172,11 +190,67 @@ func (p *Provider) Status(ctx context.Context, name string) (lock.Status, error)
 	if err := p.check(); err != nil {
 		return lock.Status{}, err
 	}
-	r := p.live(name, p.clock.Now())
-	if r == nil {
-		return lock.Status{Name: name}, nil
+	return p.status(name, p.clock.Now()), nil
+}
+
+// status is Status with p.mu held.
+func (p *Provider) status(name string, now time.Time) lock.Status {
+	r := p.live(name, now)
+	switch {
+	case r == nil:
+		return lock.Status{Name: name}
+	case r.table != nil:
+		return r.table.Status(name, now)
 	}
-	return lock.Status{Name: name, Held: true, Holder: r.holder()}, nil
+	return lock.Status{Name: name, Held: true, Holder: r.holder()}
+}
+
+// LoadPermits implements providers.PermitStore.
+func (p *Provider) LoadPermits(ctx context.Context, name string) (providers.PermitRecord, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.check(); err != nil {
+		return providers.PermitRecord{}, err
+	}
+	now := p.clock.Now()
+	rec := providers.PermitRecord{Now: now, Version: p.gen[name], Revision: p.gen[name]}
+	p.live(name, now)
+	switch r := p.locks[name]; {
+	case r == nil:
+	case r.table != nil:
+		t := *r.table
+		rec.Table = &t
+	default:
+		h := r.holder()
+		rec.Mutex = &h
+	}
+	return rec, nil
+}
+
+// StorePermits implements providers.PermitStore: the version is the
+// name's change counter.
+func (p *Provider) StorePermits(ctx context.Context, name string, prev providers.PermitRecord, t providers.PermitTable) (int64, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.check(); err != nil {
+		return 0, err
+	}
+	if v, _ := prev.Version.(int64); v != p.gen[name] {
+		return 0, providers.ErrConflict
+	}
+	var tok int64
+	t.Holders = slices.Clone(t.Holders)
+	for i := range t.Holders {
+		if t.Holders[i].Token == 0 {
+			p.tokens[name]++
+			tok = p.tokens[name]
+			t.Holders[i].Token = tok
+		}
+	}
+	p.locks[name] = &record{token: p.tokens[name], expires: t.BusyUntil(), table: &t}
+	p.gen[name]++
+	p.notify()
+	return tok, nil
 }
 
 // WaitChange implements providers.Watcher: it returns on any release, when
@@ -184,12 +258,11 @@ func (p *Provider) Status(ctx context.Context, name string) (lock.Status, error)
 func (p *Provider) WaitChange(ctx context.Context, held *lock.HeldError) error {
 	p.mu.Lock()
 	ch := p.changed
-	r := p.locks[held.Name]
-	if r == nil || r.token != held.Holder.FencingToken {
+	if p.gen[held.Name] != held.Revision {
 		p.mu.Unlock()
 		return nil // changed since the holder was observed
 	}
-	until := r.expires.Sub(p.clock.Now())
+	until := held.Holder.FreeAt().Sub(p.clock.Now())
 	p.mu.Unlock()
 	if until <= 0 {
 		return nil
@@ -224,18 +297,18 @@ func (p *Provider) WaitHolderChange(ctx context.Context, name string, token int6
 	}
 	ch := p.changed
 	now := p.clock.Now()
-	r := p.live(name, now)
+	st := p.status(name, now)
 	var cur int64
-	if r != nil {
-		cur = r.token
+	if st.Held {
+		cur = st.Holder.FencingToken
 	}
 	if cur != token {
 		p.mu.Unlock()
 		return nil
 	}
 	var timeout <-chan time.Time
-	if r != nil {
-		t := time.NewTimer(r.expires.Sub(now))
+	if st.Held {
+		t := time.NewTimer(st.Holder.ExpiresAt.Sub(now))
 		defer t.Stop()
 		timeout = t.C
 	}
@@ -260,8 +333,8 @@ func (p *Provider) List(ctx context.Context, prefix string, limit int, after str
 	}
 	now := p.clock.Now()
 	var names []string
-	for n, r := range p.locks {
-		if strings.HasPrefix(n, prefix) && n > after && now.Before(r.expires) {
+	for n := range p.locks {
+		if strings.HasPrefix(n, prefix) && n > after && p.status(n, now).Held {
 			names = append(names, n)
 		}
 	}
@@ -273,7 +346,7 @@ func (p *Provider) List(ctx context.Context, prefix string, limit int, after str
 	}
 	out := make([]lock.Status, 0, len(names))
 	for _, n := range names {
-		out = append(out, lock.Status{Name: n, Held: true, Holder: p.locks[n].holder()})
+		out = append(out, p.status(n, now))
 	}
 	return out, next, nil
 }

@@ -5,6 +5,16 @@ import (
 	"time"
 )
 
+func hold(name string, token int64, start, end time.Time, client int) Hold {
+	return Hold{Name: name, Token: token, Start: start, End: end, Client: client}
+}
+
+// sent is hold with the time its acquire was sent.
+func sent(h Hold, at time.Time) Hold {
+	h.Sent = at
+	return h
+}
+
 func TestCheckHolds(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
@@ -14,20 +24,49 @@ func TestCheckHolds(t *testing.T) {
 		ok    bool
 	}{
 		{"empty", nil, true},
-		{"sequential", []Hold{{"a", 1, at(0), at(10), 1}, {"a", 2, at(10), at(20), 2}}, true},
-		{"other names may overlap", []Hold{{"a", 1, at(0), at(10), 1}, {"b", 1, at(5), at(15), 2}}, true},
-		{"overlap", []Hold{{"a", 1, at(0), at(10), 1}, {"a", 2, at(9), at(20), 2}}, false},
-		{"token equal", []Hold{{"a", 3, at(0), at(10), 1}, {"a", 3, at(11), at(20), 2}}, false},
-		{"token decreases", []Hold{{"a", 5, at(0), at(10), 1}, {"a", 4, at(11), at(20), 2}}, false},
-		{"token zero", []Hold{{"a", 0, at(0), at(10), 1}}, false},
-		{"token too large", []Hold{{"a", 1 << 53, at(0), at(10), 1}}, false},
-		{"unsorted input", []Hold{{"a", 2, at(10), at(20), 2}, {"a", 1, at(0), at(10), 1}}, true},
+		{"sequential", []Hold{hold("a", 1, at(0), at(10), 1), hold("a", 2, at(10), at(20), 2)}, true},
+		{"other names may overlap", []Hold{hold("a", 1, at(0), at(10), 1), hold("b", 1, at(5), at(15), 2)}, true},
+		{"overlap", []Hold{hold("a", 1, at(0), at(10), 1), hold("a", 2, at(9), at(20), 2)}, false},
+		{"token equal", []Hold{hold("a", 3, at(0), at(10), 1), hold("a", 3, at(11), at(20), 2)}, false},
+		{"token decreases", []Hold{hold("a", 5, at(0), at(10), 1), hold("a", 4, at(11), at(20), 2)}, false},
+		{"token zero", []Hold{hold("a", 0, at(0), at(10), 1)}, false},
+		{"token too large", []Hold{hold("a", 1<<53, at(0), at(10), 1)}, false},
+		{"unsorted input", []Hold{hold("a", 2, at(10), at(20), 2), hold("a", 1, at(0), at(10), 1)}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := CheckHolds(tt.holds)
 			if (err == nil) != tt.ok {
 				t.Fatalf("CheckHolds = %v, want ok=%v", err, tt.ok)
+			}
+		})
+	}
+}
+
+func TestCheckPermits(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	tests := []struct {
+		name  string
+		holds []Hold
+		ok    bool
+	}{
+		{"empty", nil, true},
+		{"two of two overlap", []Hold{hold("a", 1, at(0), at(10), 1), hold("a", 2, at(5), at(15), 2)}, true},
+		{"three of two overlap", []Hold{hold("a", 1, at(0), at(10), 1), hold("a", 2, at(5), at(15), 2), hold("a", 3, at(9), at(20), 3)}, false},
+		{"end meets start", []Hold{hold("a", 1, at(0), at(10), 1), hold("a", 2, at(0), at(10), 2), hold("a", 3, at(10), at(20), 3)}, true},
+		{"other names do not count", []Hold{hold("a", 1, at(0), at(10), 1), hold("a", 2, at(0), at(10), 2), hold("b", 1, at(0), at(10), 3)}, true},
+		{"token twice", []Hold{hold("a", 4, at(0), at(10), 1), hold("a", 4, at(20), at(30), 2)}, false},
+		{"token zero", []Hold{hold("a", 0, at(0), at(10), 1)}, false},
+		{"grant order kept", []Hold{sent(hold("a", 1, at(2), at(10), 1), at(0)), sent(hold("a", 2, at(5), at(15), 2), at(3))}, true},
+		{"concurrent grants in any order", []Hold{sent(hold("a", 2, at(2), at(10), 1), at(0)), sent(hold("a", 1, at(5), at(15), 2), at(1))}, true},
+		{"grant order broken", []Hold{sent(hold("a", 2, at(2), at(10), 1), at(0)), sent(hold("a", 1, at(5), at(15), 2), at(3))}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckPermits(tt.holds, 2)
+			if (err == nil) != tt.ok {
+				t.Fatalf("CheckPermits = %v, want ok=%v", err, tt.ok)
 			}
 		})
 	}

@@ -123,6 +123,9 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Contention", func(t *testing.T) {
 		testContention(t, open(t), h.Contention)
 	})
+	t.Run("Permits", func(t *testing.T) {
+		runPermits(t, open, h.Contention)
+	})
 	// Restart last and alone: it disturbs the backend for others.
 	t.Run("TokensSurviveRestart", func(t *testing.T) {
 		if h.Restart == nil {

@@ -206,8 +206,9 @@ func testWatchNoChange(t *testing.T, s *service.Service, name string) {
 
 // testWatchCost pins what an open watch costs the backend: a provider that
 // watches (providers.HolderWatcher) reads a couple of times and then waits
-// on the backend; the others read the status every 40 to 80 ms
-// (service.DefaultWatchPoll), about 17 reads a second.
+// on the backend; the others read the status after pauses of 5 to 10, 10
+// to 20, 20 to 40 ms and then every 40 to 80 ms (service.DefaultWatchPoll),
+// about 17 reads a second once settled.
 func testWatchCost(t *testing.T, p providers.Provider, name string) {
 	rc, ok := p.(providers.RequestCounter)
 	if !ok {
@@ -240,9 +241,11 @@ func testWatchCost(t *testing.T, p providers.Provider, name string) {
 		return
 	}
 	got := spent / perRead
+	// The pauses start at [5, 10], [10, 20], [20, 40] ms, then stay within
+	// [poll/2, poll].
 	poll := service.DefaultWatchPoll
-	lo := float64(window/poll) - 1     // every pause at its longest
-	hi := float64(window/(poll/2)) + 2 // every pause at its shortest, and the first read
+	lo := float64((window-70*time.Millisecond)/poll) + 3 - 1         // every pause at its longest
+	hi := float64((window-35*time.Millisecond)/(poll/2)) + 3 + 1 + 1 // at its shortest, and the first read
 	t.Logf("%s: one watch of %s cost %.1f status reads (%.1f requests each); bounds %.0f..%.0f", p.Name(), window, got, perRead, lo, hi)
 	assert.GreaterOrEqual(t, got, lo, "polls about every %s", poll)
 	assert.LessOrEqual(t, got, hi, "polls at most every %s", poll/2)
