@@ -28,6 +28,20 @@
 //     which the holder was observed, so that a release is seen at once and
 //     none is missed; a timer covers expiry.
 //
+// Semaphores and lock-delay (providers.PermitStore): the key holds the
+// permit table in the record's JSON ("sem"), with an empty lease id (which
+// no lease matches) and the table's BusyUntil as expiry, on no etcd lease,
+// so a plain acquire finds it held while a permit is live or lock-delayed
+// and takes the key over (delete, create) once it is idle. A permit
+// acquire, renew or release costs one read and one transaction guarded by
+// the key's ModRevision (two RPCs; again per lost race). A permit's token
+// is the revision of the transaction that granted it (stored as 0 and read
+// back as the key's ModRevision, then written out): revisions only grow,
+// so tokens rise across permits and mutex holders alike. Waiting acquires
+// and watches wake on any write to a table key. A table is one etcd value:
+// etcd's request limit (1.5 MiB by default) bounds it, about 1,000 permits
+// with short owners and no metadata, fewer with large metadata.
+//
 // etcd leases are recycled: a lease whose key was released (or that an
 // acquire granted but did not use) goes back to a small pool per TTL, and
 // the next acquire with that TTL refreshes it with a keep-alive (not a raft
@@ -86,6 +100,7 @@ var (
 	_ providers.RequestCounter = (*Provider)(nil)
 	_ providers.HolderWatcher  = (*Provider)(nil)
 	_ providers.Lister         = (*Provider)(nil)
+	_ providers.PermitStore    = (*Provider)(nil)
 )
 
 // BackendRequests implements providers.RequestCounter: etcd RPCs sent by
@@ -127,6 +142,16 @@ type record struct {
 	Owner    string `json:"owner,omitempty"`
 	TTLms    int64  `json:"ttl_ms"`
 	Metadata string `json:"md,omitempty"`
+	// Sem is the permit table (providers.EncodePermitTable) of a
+	// semaphore or lock-delayed mutex; LeaseID is then "" and ExpMs the
+	// table's BusyUntil.
+	Sem string `json:"sem,omitempty"`
+}
+
+// table decodes the record's permit table; a permit stored with token 0
+// was granted by the write that made kv, so its token is kv's ModRevision.
+func (r record) table(kv *mvccpb.KeyValue) (providers.PermitTable, error) {
+	return providers.DecodePermitTable(r.Sem, kv.ModRevision)
 }
 
 func (r record) expires() time.Time { return time.UnixMilli(r.ExpMs).UTC() }
@@ -219,6 +244,14 @@ func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.L
 			p.pool.put(id, secs)
 			return lock.Lease{}, err
 		}
+		if cur.Sem != "" && cur.expires().After(now) {
+			p.pool.put(id, secs)
+			t, err := cur.table(kv)
+			if err != nil {
+				return lock.Lease{}, err
+			}
+			return lock.Lease{}, t.Blocking(req.Name, now, resp.Header.Revision)
+		}
 		if exp := cur.expires(); exp.After(now) {
 			p.pool.put(id, secs)
 			return lock.Lease{}, &lock.HeldError{
@@ -238,7 +271,7 @@ func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.L
 			p.pool.put(id, secs)
 			return lock.Lease{}, mapErr(err)
 		}
-		if del.Succeeded {
+		if del.Succeeded && kv.Lease != 0 {
 			p.pool.revoke(clientv3.LeaseID(kv.Lease))
 		}
 	}
@@ -388,14 +421,95 @@ func (p *Provider) Status(ctx context.Context, name string) (lock.Status, error)
 	if len(resp.Kvs) == 0 {
 		return lock.Status{Name: name}, nil
 	}
-	rec, err := decode(resp.Kvs[0])
+	return statusOf(name, resp.Kvs[0], now)
+}
+
+// statusOf is the status of name whose key holds kv, at now.
+func statusOf(name string, kv *mvccpb.KeyValue, now time.Time) (lock.Status, error) {
+	rec, err := decode(kv)
 	if err != nil {
 		return lock.Status{}, err
+	}
+	if rec.Sem != "" {
+		t, err := rec.table(kv)
+		if err != nil {
+			return lock.Status{}, err
+		}
+		return t.Status(name, now), nil
 	}
 	if !rec.expires().After(now) {
 		return lock.Status{Name: name}, nil
 	}
-	return lock.Status{Name: name, Held: true, Holder: holder(resp.Kvs[0], rec)}, nil
+	return lock.Status{Name: name, Held: true, Holder: holder(kv, rec)}, nil
+}
+
+// LoadPermits implements providers.PermitStore: one read of the key. The
+// version is the key's ModRevision (0 when absent).
+func (p *Provider) LoadPermits(ctx context.Context, name string) (providers.PermitRecord, error) {
+	now := p.clock.Now()
+	p.calls.Add(1)
+	resp, err := p.cli.Get(ctx, p.key(name))
+	if err != nil {
+		return providers.PermitRecord{}, mapErr(err)
+	}
+	rec := providers.PermitRecord{Now: now, Version: int64(0), Revision: resp.Header.Revision}
+	if len(resp.Kvs) == 0 {
+		return rec, nil
+	}
+	kv := resp.Kvs[0]
+	rec.Version = kv.ModRevision
+	cur, err := decode(kv)
+	if err != nil {
+		return providers.PermitRecord{}, err
+	}
+	switch {
+	case cur.Sem != "":
+		t, err := cur.table(kv)
+		if err != nil {
+			return providers.PermitRecord{}, err
+		}
+		rec.Table = &t
+	case cur.expires().After(now):
+		h := holder(kv, cur)
+		rec.Mutex = &h
+	}
+	return rec, nil
+}
+
+// StorePermits implements providers.PermitStore: one transaction puts the
+// table if the key's ModRevision is still prev's. A permit granted by the
+// write is stored with token 0 and gets the transaction's revision (the
+// key's new ModRevision; see record.table): etcd revisions only grow, so
+// it is above every token issued before, a mutex's CreateRevision too.
+// The key is on no etcd lease: an idle table stays, with its release
+// marks, until an acquire takes the key over.
+func (p *Provider) StorePermits(ctx context.Context, name string, prev providers.PermitRecord, t providers.PermitTable) (int64, error) {
+	ver, _ := prev.Version.(int64)
+	granted := false
+	for _, h := range t.Holders {
+		granted = granted || h.Token == 0
+	}
+	var busy int64 // an idle table: expired since the epoch
+	if b := t.BusyUntil(); !b.IsZero() {
+		busy = b.UnixMilli()
+	}
+	val := record{ExpMs: busy, Sem: providers.EncodePermitTable(t)}.encode()
+	key := p.key(name)
+	p.calls.Add(1)
+	resp, err := p.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", ver)).
+		Then(clientv3.OpPut(key, val)).
+		Commit()
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	if !resp.Succeeded {
+		return 0, fmt.Errorf("etcd: %q: %w", name, providers.ErrConflict)
+	}
+	if !granted {
+		return 0, nil
+	}
+	return resp.Header.Revision, nil
 }
 
 // WaitChange implements providers.Watcher. It watches the key from the
@@ -403,8 +517,9 @@ func (p *Provider) Status(ctx context.Context, name string) (lock.Status, error)
 // acquire and the watch is not missed, and returns on a delete, on a new
 // holder, or when the holder's expiry (updated by its renewals) passes.
 func (p *Provider) WaitChange(ctx context.Context, held *lock.HeldError) error {
-	// Expiry is judged by the provider's clock, as in Acquire.
-	until := held.Holder.ExpiresAt.Sub(p.clock.Now())
+	// Expiry is judged by the provider's clock, as in Acquire; a held
+	// permit frees once its lock-delay too has run out.
+	until := held.Holder.FreeAt().Sub(p.clock.Now())
 	if until <= 0 {
 		return nil
 	}
@@ -427,8 +542,8 @@ func (p *Provider) WaitChange(ctx context.Context, held *lock.HeldError) error {
 				return ctx.Err()
 			}
 			for _, ev := range wr.Events {
-				if ev.Type == clientv3.EventTypeDelete || ev.Kv.CreateRevision != held.Holder.FencingToken {
-					return nil
+				if ev.Type == clientv3.EventTypeDelete || ev.Kv.CreateRevision != held.Holder.FencingToken || held.Permits > 0 {
+					return nil // any write to a permit table may free a permit
 				}
 				if rec, err := decode(ev.Kv); err == nil {
 					t.Reset(rec.expires().Sub(p.clock.Now()))
@@ -452,8 +567,9 @@ func (p *Provider) WaitHolderChange(ctx context.Context, name string, token int6
 	var cur int64
 	var until time.Duration = -1
 	if len(resp.Kvs) == 1 {
-		if rec, err := decode(resp.Kvs[0]); err == nil && rec.expires().After(p.clock.Now()) {
-			cur, until = resp.Kvs[0].CreateRevision, rec.expires().Sub(p.clock.Now())
+		now := p.clock.Now()
+		if st, err := statusOf(name, resp.Kvs[0], now); err == nil && st.Held {
+			cur, until = st.Holder.FencingToken, st.Holder.ExpiresAt.Sub(now)
 		}
 	}
 	if cur != token {
@@ -483,13 +599,12 @@ func (p *Provider) WaitHolderChange(ctx context.Context, name string, token int6
 				return ctx.Err()
 			}
 			for _, ev := range wr.Events {
-				if ev.Type == clientv3.EventTypeDelete || ev.Kv.CreateRevision != token {
-					return nil
+				rec, err := decode(ev.Kv)
+				if ev.Type == clientv3.EventTypeDelete || ev.Kv.CreateRevision != token || err != nil || rec.Sem != "" {
+					return nil // a permit table: the service reads the status again
 				}
-				if rec, err := decode(ev.Kv); err == nil {
-					t.Reset(rec.expires().Sub(p.clock.Now()))
-					expiry = t.C
-				}
+				t.Reset(rec.expires().Sub(p.clock.Now()))
+				expiry = t.C
 			}
 		}
 	}
@@ -518,12 +633,12 @@ func (p *Provider) List(ctx context.Context, prefix string, limit int, after str
 	}
 	out := make([]lock.Status, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
-		rec, err := decode(kv)
+		st, err := statusOf(strings.TrimPrefix(string(kv.Key), p.prefix), kv, now)
 		if err != nil {
 			return nil, "", err
 		}
-		if rec.expires().After(now) {
-			out = append(out, lock.Status{Name: strings.TrimPrefix(string(kv.Key), p.prefix), Held: true, Holder: holder(kv, rec)})
+		if st.Held {
+			out = append(out, st)
 		}
 	}
 	next := ""

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/hasplock/hasp/local"
@@ -12,6 +13,7 @@ import (
 	"github.com/hasplock/hasp/providers"
 	"github.com/hasplock/hasp/providers/etcd"
 	"github.com/hasplock/hasp/providers/providertest"
+	"github.com/hasplock/hasp/service"
 )
 
 // TestConformance runs the suite against a real etcd server (embedded,
@@ -39,4 +41,38 @@ func TestConformance(t *testing.T) {
 			e = start()
 		},
 	})
+}
+
+// TestPermitRequestCounts pins what semaphores cost on etcd: an acquire,
+// a renew and a release of a permit are one read and one transaction
+// each; a plain acquire of a busy table costs what a held mutex's does.
+func TestPermitRequestCounts(t *testing.T) {
+	e, err := local.StartEmbedded(context.Background(), t.TempDir(), local.EmbeddedOptions{UnsafeNoFsync: true, ClientURL: "http://127.0.0.1:0"})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = e.Close() })
+	p := etcd.New(e.Client)
+	t.Cleanup(func() { _ = p.Close() })
+	s := service.New(p)
+	ctx := context.Background()
+	spent := func(f func()) int64 {
+		before := p.BackendRequests()
+		f()
+		return p.BackendRequests() - before
+	}
+	var l lock.Lease
+	assert.Equal(t, int64(2), spent(func() {
+		l, err = s.Acquire(ctx, lock.AcquireRequest{Name: "sem", Permits: 3})
+		require.NoError(t, err)
+	}), "acquire a permit")
+	assert.Equal(t, int64(2), spent(func() {
+		_, err = s.Renew(ctx, lock.RenewRequest{Name: "sem", LeaseID: l.LeaseID})
+		require.NoError(t, err)
+	}), "renew a permit")
+	assert.Equal(t, int64(2), spent(func() {
+		_, err = s.Acquire(ctx, lock.AcquireRequest{Name: "sem"})
+		require.ErrorIs(t, err, lock.ErrPermitsMismatch)
+	}), "a plain acquire of a busy table: as of a held mutex (the pooled lease's keep-alive, one transaction)")
+	assert.Equal(t, int64(2), spent(func() {
+		require.NoError(t, s.Release(ctx, lock.ReleaseRequest{Name: "sem", LeaseID: l.LeaseID}))
+	}), "release a permit")
 }
