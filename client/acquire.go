@@ -38,6 +38,22 @@ type acquireConfig struct {
 // WithTTL sets the lease's TTL (default DefaultTTL, 30 s; 1 s to 1 h).
 func WithTTL(d time.Duration) AcquireOption { return func(c *acquireConfig) { c.req.TTL = d } }
 
+// WithPermits makes the name a semaphore of n permits (1 to 1000; default
+// 1, a mutex): up to n leases hold it at once, each with its own fencing
+// token. Every holder of a name must ask for the same n; another count
+// fails with an error matching lock.ErrPermitsMismatch (a
+// *lock.PermitsMismatchError), which Acquire does not retry.
+func WithPermits(n int) AcquireOption { return func(c *acquireConfig) { c.req.Permits = n } }
+
+// WithLockDelay asks for a lock-delay (0 to 1 min): if this lease expires
+// without a release (the holder paused or died), the name, or this
+// lease's permit, stays unavailable that much longer, so a paused
+// holder's late writes land before anyone new starts. A release ends the
+// lease with no delay.
+func WithLockDelay(d time.Duration) AcquireOption {
+	return func(c *acquireConfig) { c.req.LockDelay = d }
+}
+
 // WithOwner labels the lease (shown by status; not an identity).
 func WithOwner(owner string) AcquireOption { return func(c *acquireConfig) { c.req.Owner = owner } }
 

@@ -112,6 +112,8 @@ func (e *Error) Unwrap() error {
 		return lock.ErrLeaseLost
 	case e.Code == "lock_held":
 		return lock.ErrHeld
+	case e.Code == "permits_mismatch":
+		return lock.ErrPermitsMismatch
 	case e.Code == "invalid_argument" || e.StatusCode == http.StatusRequestEntityTooLarge:
 		return lock.ErrInvalidArgument
 	case e.StatusCode == http.StatusUnauthorized || e.StatusCode == http.StatusForbidden:
@@ -194,15 +196,25 @@ func decodeError(resp *http.Response, raw []byte) error {
 		Error        wire.ErrorBody   `json:"error"`
 		Holder       *wire.HolderBody `json:"holder"`
 		RetryAfterMs int64            `json:"retry_after_ms"`
+		Permits      int              `json:"permits"`
+		DelayedUntil string           `json:"delayed_until"`
 		Message      string           `json:"message"` // API Gateway's own errors
 	}
 	_ = json.Unmarshal(raw, &body)
 	if body.Error.Code == "lock_held" && body.Holder != nil {
 		exp, _ := lock.ParseTime(body.Holder.ExpiresAt)
-		return &lock.HeldError{
+		held := &lock.HeldError{
 			Holder:     lock.Holder{Owner: body.Holder.Owner, FencingToken: body.Holder.FencingToken, ExpiresAt: exp},
 			RetryAfter: time.Duration(body.RetryAfterMs) * time.Millisecond,
+			Permits:    body.Permits,
 		}
+		if body.DelayedUntil != "" {
+			held.DelayedUntil, _ = lock.ParseTime(body.DelayedUntil)
+		}
+		return held
+	}
+	if body.Error.Code == "permits_mismatch" {
+		return &lock.PermitsMismatchError{Permits: body.Permits}
 	}
 	e := &Error{StatusCode: resp.StatusCode, Code: body.Error.Code, Message: body.Error.Message, Field: body.Error.Field}
 	if e.Message == "" {
@@ -244,13 +256,24 @@ func retryable(err error) bool {
 // Acquire or TryAcquire.
 func (c *Client) AcquireOnce(ctx context.Context, req lock.AcquireRequest) (lock.Lease, error) {
 	var out wire.LeaseResponse
-	err := c.call(ctx, http.MethodPost, "/v1/locks/acquire", wire.AcquireRequest{
+	body := wire.AcquireRequest{
 		Name: req.Name, Owner: req.Owner, TTLMs: req.TTL.Milliseconds(), WaitMs: req.Wait.Milliseconds(), Metadata: req.Metadata,
-	}, &out)
+		LockDelayMs: req.LockDelay.Milliseconds(),
+	}
+	if req.Permits > 1 {
+		body.Permits = req.Permits
+	}
+	err := c.call(ctx, http.MethodPost, "/v1/locks/acquire", body, &out)
 	if err != nil {
-		var held *lock.HeldError
+		var (
+			held     *lock.HeldError
+			mismatch *lock.PermitsMismatchError
+		)
 		if errors.As(err, &held) {
 			held.Name = req.Name
+		}
+		if errors.As(err, &mismatch) {
+			mismatch.Name, mismatch.Requested = req.Name, max(req.Permits, 1)
 		}
 		return lock.Lease{}, err
 	}
@@ -272,25 +295,16 @@ func (c *Client) ReleaseLease(ctx context.Context, name, leaseID string) error {
 	return c.call(ctx, http.MethodPost, "/v1/locks/release", wire.ReleaseRequest{Name: name, LeaseID: leaseID}, &out)
 }
 
-// Status reports who holds name.
+// Status reports who holds name; for a semaphore, every holder
+// (lock.Status.Holders) and the lock-delayed ones (Delayed).
 func (c *Client) Status(ctx context.Context, name string) (lock.Status, error) {
 	var out wire.StatusResponse
 	if err := c.call(ctx, http.MethodGet, "/v1/locks?name="+url.QueryEscape(name), nil, &out); err != nil {
 		return lock.Status{}, err
 	}
-	st := lock.Status{Name: out.Name, Held: out.Held}
-	if out.Held {
-		exp, err := lock.ParseTime(out.ExpiresAt)
-		if err != nil {
-			return lock.Status{}, fmt.Errorf("hasp: undecodable expires_at: %w", err)
-		}
-		st.Holder = lock.Holder{ExpiresAt: exp, Metadata: out.Metadata}
-		if out.Owner != nil {
-			st.Holder.Owner = *out.Owner
-		}
-		if out.FencingToken != nil {
-			st.Holder.FencingToken = *out.FencingToken
-		}
+	st, err := out.Status()
+	if err != nil {
+		return lock.Status{}, fmt.Errorf("hasp: undecodable status: %w", err)
 	}
 	return st, nil
 }

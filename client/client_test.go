@@ -496,3 +496,52 @@ func TestReleaseAnswerLost(t *testing.T) {
 	c := newClient(t, f.srv.URL)
 	require.NoError(t, c.Do(ctx(t), name(t), func(context.Context) error { return nil }))
 }
+
+// TestPermitsAndLockDelay: WithPermits takes one of n permits; another
+// count fails at once with ErrPermitsMismatch (not retried); a lease with
+// WithLockDelay that expires unreleased keeps the name until its expiry
+// plus the delay, and Status shows it.
+func TestPermitsAndLockDelay(t *testing.T) {
+	leakCheck(t)
+	c := newClient(t, endpoint)
+	n := name(t)
+	a, err := c.Acquire(ctx(t), n, client.WithPermits(2), client.WithTTL(5*time.Second))
+	require.NoError(t, err)
+	b, err := c.Acquire(ctx(t), n, client.WithPermits(2), client.WithTTL(5*time.Second))
+	require.NoError(t, err)
+	assert.Equal(t, 2, a.Permits())
+	assert.Greater(t, b.Token(), a.Token())
+	start := time.Now()
+	_, err = c.Acquire(ctx(t), n, client.WithPermits(3))
+	var mm *lock.PermitsMismatchError
+	require.ErrorAs(t, err, &mm)
+	assert.Equal(t, 2, mm.Permits)
+	assert.Equal(t, 3, mm.Requested)
+	assert.Less(t, time.Since(start), time.Second, "a mismatch is not retried")
+	_, err = c.TryAcquire(ctx(t), n, client.WithPermits(2))
+	var held *lock.HeldError
+	require.ErrorAs(t, err, &held)
+	assert.Equal(t, 2, held.Permits)
+	st, err := c.Status(ctx(t), n)
+	require.NoError(t, err)
+	assert.Equal(t, 2, st.Permits)
+	require.Len(t, st.Holders, 2)
+	assert.Equal(t, []int64{a.Token(), b.Token()}, []int64{st.Holders[0].FencingToken, st.Holders[1].FencingToken})
+	require.NoError(t, a.Release(ctx(t)))
+	require.NoError(t, b.Release(ctx(t)))
+
+	d, err := c.Acquire(ctx(t), n+".delay", client.WithLockDelay(time.Second), client.WithTTL(time.Second), client.WithAutoRenew(false))
+	require.NoError(t, err)
+	d.Detach()
+	time.Sleep(time.Until(d.ExpiresAt()) + 100*time.Millisecond)
+	_, err = c.TryAcquire(ctx(t), n+".delay")
+	require.ErrorAs(t, err, &held)
+	assert.Equal(t, d.ExpiresAt().Add(time.Second), held.DelayedUntil)
+	st, err = c.Status(ctx(t), n+".delay")
+	require.NoError(t, err)
+	require.Len(t, st.Delayed, 1)
+	e, err := c.Acquire(ctx(t), n+".delay", client.WithWait(5*time.Second))
+	require.NoError(t, err)
+	assert.False(t, time.Now().Before(d.ExpiresAt().Add(time.Second)))
+	require.NoError(t, e.Release(ctx(t)))
+}

@@ -2,10 +2,12 @@ package client_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/hasplock/hasp/client"
+	"github.com/hasplock/hasp/lock"
 )
 
 // Run a job under a lock: fn's context is cancelled if the lock is lost.
@@ -67,4 +69,30 @@ func ExampleClient_Campaign() {
 	// leader before: false
 	// leader: 10.0.0.7:8080 true
 	// leader after resigning: false
+}
+
+// Bound concurrency with a semaphore: at most three workers call the
+// payment API at once, each with its own fencing token.
+func ExampleWithPermits() {
+	c, _ := client.New(endpoint)
+	ctx := context.Background()
+	var leases []*client.Lease
+	for range 3 {
+		l, err := c.Acquire(ctx, "example/payment-api", client.WithPermits(3), client.WithTTL(10*time.Second))
+		if err != nil {
+			fmt.Println("not acquired:", err)
+			return
+		}
+		leases = append(leases, l)
+	}
+	_, err := c.TryAcquire(ctx, "example/payment-api", client.WithPermits(3))
+	fmt.Println("a fourth worker:", errors.Is(err, lock.ErrHeld))
+	st, _ := c.Status(ctx, "example/payment-api")
+	fmt.Println("permits:", st.Permits, "held:", len(st.Holders))
+	for _, l := range leases {
+		_ = l.Release(ctx)
+	}
+	// Output:
+	// a fourth worker: true
+	// permits: 3 held: 3
 }

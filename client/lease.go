@@ -28,7 +28,8 @@ var ErrDetached = errors.New("client: lease detached")
 // rely on.
 var ErrExpiring = fmt.Errorf("%w: not renewed before its safety deadline", lock.ErrLeaseLost)
 
-// Lease is a held lock. Its methods are safe for concurrent use.
+// Lease is a held lock, or one permit of a semaphore (WithPermits). Its
+// methods are safe for concurrent use.
 type Lease struct {
 	c      *Client
 	name   string
@@ -36,6 +37,8 @@ type Lease struct {
 	owner  string
 	md     string
 	token  int64
+	perms  int
+	delay  time.Duration
 	cfg    acquireConfig
 	capAt  time.Time
 	ctx    context.Context
@@ -56,7 +59,7 @@ func (c *Client) newLease(l lock.Lease, sent time.Time, cfg acquireConfig, capAt
 	lctx, cancel := context.WithCancelCause(context.Background())
 	loopCtx, stop := context.WithCancel(context.Background())
 	ls := &Lease{
-		c: c, name: l.Name, id: l.LeaseID, owner: l.Owner, md: l.Metadata, token: l.FencingToken,
+		c: c, name: l.Name, id: l.LeaseID, owner: l.Owner, md: l.Metadata, token: l.FencingToken, perms: max(l.Permits, 1), delay: l.LockDelay,
 		cfg: cfg, capAt: capAt, ctx: lctx, cancel: cancel,
 		ttl: l.TTL, expiresAt: l.ExpiresAt, kick: make(chan struct{}, 1),
 		stop: stop, loopDone: make(chan struct{}),
@@ -85,6 +88,13 @@ func (l *Lease) Token() int64 { return l.token }
 
 // ID returns the secret lease id. Keep it out of logs.
 func (l *Lease) ID() string { return l.id }
+
+// Permits is the permit count of the semaphore the lease holds a permit
+// of; 1 for a mutex.
+func (l *Lease) Permits() int { return l.perms }
+
+// LockDelay is the lease's lock-delay (WithLockDelay); zero for none.
+func (l *Lease) LockDelay() time.Duration { return l.delay }
 
 // Owner returns the lease's owner label.
 func (l *Lease) Owner() string { return l.owner }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -126,6 +127,58 @@ func TestRunHeld(t *testing.T) {
 	assert.NotContains(t, out, "second-ran")
 	assert.GreaterOrEqual(t, time.Since(start), time.Second)
 	require.NoError(t, first.Wait())
+}
+
+// TestRunPermits: `hasp run --permits 2` lets two commands hold the name
+// at once and keeps a third out; `hasp status` lists the holders; another
+// permit count exits 75 at once; `hasp acquire --lock-delay` leaves a
+// delay that status and a later acquire show.
+func TestRunPermits(t *testing.T) {
+	s := launch.Hasp(t, nil, "--store", "memory:")
+	var running []*exec.Cmd
+	for i := range 2 {
+		c := exec.Command(launch.HaspBinary(t), "run", "pool", "--permits", "2", "--owner", fmt.Sprintf("worker-%d", i), "--", "sh", "-c", "echo started; sleep 5")
+		c.Env = append(c.Environ(), "HASP_ENDPOINT="+s.URL)
+		stdout, err := c.StdoutPipe()
+		require.NoError(t, err)
+		require.NoError(t, c.Start())
+		buf := make([]byte, 8)
+		_, err = io.ReadFull(stdout, buf)
+		require.NoError(t, err)
+		running = append(running, c)
+	}
+	code, out, _ := hasp(t, s.URL, "status", "pool")
+	assert.Equal(t, 0, code)
+	assert.Contains(t, out, "pool: 2 of 2 permits held")
+	assert.Contains(t, out, `held by owner "worker-0"`)
+	assert.Contains(t, out, `held by owner "worker-1"`)
+	code, out, _ = hasp(t, s.URL, "status", "pool", "--json")
+	assert.Equal(t, 0, code)
+	assert.Contains(t, out, `"permits":2,"held_count":2`)
+
+	code, out, errOut := hasp(t, s.URL, "run", "pool", "--permits", "2", "--wait", "500ms", "--", "echo", "third-ran")
+	assert.Equal(t, exitHeld, code)
+	assert.NotContains(t, out, "third-ran")
+	assert.Contains(t, errOut, "every one of the 2 permits")
+	start := time.Now()
+	code, _, errOut = hasp(t, s.URL, "run", "pool", "--wait", "5s", "--", "echo", "mutex-ran")
+	assert.Equal(t, exitHeld, code, "a mutex on a semaphore's name")
+	assert.Contains(t, errOut, "--permits 2, not 1")
+	assert.Less(t, time.Since(start), 3*time.Second, "a mismatch does not wait")
+	for _, c := range running {
+		require.NoError(t, c.Wait())
+	}
+
+	code, out, errOut = hasp(t, s.URL, "acquire", "delayed", "--ttl", "1s", "--lock-delay", "2s")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "lock_delay:    2s")
+	time.Sleep(1200 * time.Millisecond)
+	code, _, errOut = hasp(t, s.URL, "acquire", "delayed")
+	assert.Equal(t, exitHeld, code)
+	assert.Contains(t, errOut, "lock-delay runs until")
+	code, out, _ = hasp(t, s.URL, "status", "delayed")
+	assert.Equal(t, 0, code)
+	assert.Contains(t, out, "expired without a release (lock-delay 2s)")
 }
 
 // renewBreaker is a proxy in front of hasp serve that answers 503 to

@@ -112,7 +112,7 @@ func exitCode(err error) int {
 		return ce.code
 	case errors.As(err, &ue):
 		return exitUsage
-	case errors.Is(err, lock.ErrHeld):
+	case errors.Is(err, lock.ErrHeld), errors.Is(err, lock.ErrPermitsMismatch):
 		return exitHeld
 	case errors.Is(err, lock.ErrLeaseLost):
 		return exitLost
@@ -133,28 +133,46 @@ func printLease(w io.Writer, asJSON bool, l lock.Lease) error {
 	}
 	_, err := fmt.Fprintf(w, "name:          %s\nfencing_token: %d\nlease_id:      %s\nttl:           %s\nexpires_at:    %s\nowner:         %s\n",
 		l.Name, l.FencingToken, l.LeaseID, l.TTL, lock.FormatTime(l.ExpiresAt), l.Owner)
+	if err == nil && l.Permits > 1 {
+		_, err = fmt.Fprintf(w, "permits:       %d\n", l.Permits)
+	}
+	if err == nil && l.LockDelay > 0 {
+		_, err = fmt.Fprintf(w, "lock_delay:    %s\n", l.LockDelay)
+	}
 	return err
 }
 
 // heldMessage explains a held lock to a person.
 func heldMessage(err error) error {
-	var h *lock.HeldError
-	if errors.As(err, &h) {
+	var (
+		h  *lock.HeldError
+		mm *lock.PermitsMismatchError
+	)
+	switch {
+	case errors.As(err, &h) && !h.DelayedUntil.IsZero():
+		return fmt.Errorf("%w: %q: the lease of owner %q (fencing token %d) expired without a release; its lock-delay runs until %s", lock.ErrHeld, h.Name, h.Holder.Owner, h.Holder.FencingToken, lock.FormatTime(h.DelayedUntil))
+	case errors.As(err, &h) && h.Permits > 1:
+		return fmt.Errorf("%w: every one of the %d permits of %q is held; the first frees at %s (owner %q, fencing token %d)", lock.ErrHeld, h.Permits, h.Name, lock.FormatTime(h.Holder.FreeAt()), h.Holder.Owner, h.Holder.FencingToken)
+	case errors.As(err, &h):
 		return fmt.Errorf("%w: %q is held by owner %q (fencing token %d) until %s", lock.ErrHeld, h.Name, h.Holder.Owner, h.Holder.FencingToken, lock.FormatTime(h.Holder.ExpiresAt))
+	case errors.As(err, &mm):
+		return fmt.Errorf("%w: %q is held with --permits %d, not %d", lock.ErrPermitsMismatch, mm.Name, mm.Permits, mm.Requested)
 	}
 	return err
 }
 
 func newAcquire(f *clientFlags) *cobra.Command {
 	var (
-		ttl, wait       time.Duration
-		owner, metadata string
+		ttl, wait, delay time.Duration
+		owner, metadata  string
+		permits          int
 	)
 	cmd := &cobra.Command{
 		Use:   "acquire NAME",
 		Short: "Acquire a lock once and print the lease (not renewed: see `hasp run`)",
 		Example: `  hasp acquire nightly-report --ttl 60s --wait 10s --owner "$(hostname)"
-  LEASE=$(hasp acquire nightly-report --json | jq -r .lease_id)`,
+  LEASE=$(hasp acquire nightly-report --json | jq -r .lease_id)
+  hasp acquire payment-api --permits 5 --ttl 30s`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, ctx, cancel, err := f.call(cmd, wait)
@@ -163,7 +181,7 @@ func newAcquire(f *clientFlags) *cobra.Command {
 			}
 			defer cancel()
 			l, err := c.Acquire(ctx, args[0], client.WithTTL(ttl), client.WithWait(wait), client.WithOwner(owner),
-				client.WithMetadata(metadata), client.WithAutoRenew(false))
+				client.WithMetadata(metadata), client.WithAutoRenew(false), client.WithPermits(permits), client.WithLockDelay(delay))
 			if err != nil {
 				return heldMessage(err)
 			}
@@ -171,7 +189,7 @@ func newAcquire(f *clientFlags) *cobra.Command {
 			l.Detach()
 			return printLease(cmd.OutOrStdout(), f.asJSON, lock.Lease{
 				Name: l.Name(), Owner: l.Owner(), LeaseID: l.ID(), FencingToken: l.Token(),
-				TTL: l.TTL(), ExpiresAt: l.ExpiresAt(), Metadata: l.Metadata(),
+				TTL: l.TTL(), ExpiresAt: l.ExpiresAt(), Metadata: l.Metadata(), Permits: l.Permits(), LockDelay: l.LockDelay(),
 			})
 		},
 	}
@@ -179,7 +197,14 @@ func newAcquire(f *clientFlags) *cobra.Command {
 	cmd.Flags().DurationVar(&wait, "wait", 0, "how long to wait for a held lock")
 	cmd.Flags().StringVar(&owner, "owner", "", "a label for the holder, shown by status")
 	cmd.Flags().StringVar(&metadata, "metadata", "", "up to 1 KiB stored with the lease")
+	permitFlags(cmd, &permits, &delay)
 	return cmd
+}
+
+// permitFlags registers --permits and --lock-delay.
+func permitFlags(cmd *cobra.Command, permits *int, delay *time.Duration) {
+	cmd.Flags().IntVar(permits, "permits", 1, "take one of N permits of a semaphore (1 to 1000; 1 is a mutex); every holder must use the same N")
+	cmd.Flags().DurationVar(delay, "lock-delay", 0, "if the lease expires without a release, keep the lock (this permit) unavailable this much longer (up to 1m)")
 }
 
 func newRenew(f *clientFlags) *cobra.Command {
@@ -248,22 +273,39 @@ func newStatus(f *clientFlags) *cobra.Command {
 			}
 			w := cmd.OutOrStdout()
 			if f.asJSON {
-				m := map[string]any{"name": st.Name, "held": st.Held}
-				if st.Held {
-					m["owner"], m["fencing_token"], m["expires_at"] = st.Holder.Owner, st.Holder.FencingToken, lock.FormatTime(st.Holder.ExpiresAt)
-					if st.Holder.Metadata != "" {
-						m["metadata"] = st.Holder.Metadata
-					}
-				}
-				return json.NewEncoder(w).Encode(m)
+				return json.NewEncoder(w).Encode(wire.FromStatus(st))
 			}
-			if !st.Held {
-				_, err = fmt.Fprintf(w, "%s is free\n", st.Name)
-				return err
-			}
-			_, err = fmt.Fprintf(w, "%s is held by owner %q, fencing token %d, until %s (in %s)\n", st.Name, st.Holder.Owner,
-				st.Holder.FencingToken, lock.FormatTime(st.Holder.ExpiresAt), time.Until(st.Holder.ExpiresAt).Round(time.Millisecond))
-			return err
+			return printStatus(w, st)
 		},
 	}
+}
+
+// printStatus prints a lock's status for a person: a mutex's holder, or a
+// semaphore's permits, holders and lock-delayed permits.
+func printStatus(w io.Writer, st lock.Status) error {
+	line := func(h lock.Holder) string {
+		return fmt.Sprintf("owner %q, fencing token %d, until %s (in %s)", h.Owner, h.FencingToken,
+			lock.FormatTime(h.ExpiresAt), time.Until(h.ExpiresAt).Round(time.Millisecond))
+	}
+	var err error
+	switch {
+	case st.Semaphore():
+		_, err = fmt.Fprintf(w, "%s: %d of %d permits held\n", st.Name, len(st.Holders), st.Permits)
+		for _, h := range st.Holders {
+			if err == nil {
+				_, err = fmt.Fprintf(w, "  held by %s\n", line(h))
+			}
+		}
+		for _, h := range st.Delayed {
+			if err == nil {
+				_, err = fmt.Fprintf(w, "  unavailable until %s: the lease of owner %q (fencing token %d) expired without a release (lock-delay %s)\n",
+					lock.FormatTime(h.FreeAt()), h.Owner, h.FencingToken, h.LockDelay)
+			}
+		}
+	case !st.Held:
+		_, err = fmt.Fprintf(w, "%s is free\n", st.Name)
+	default:
+		_, err = fmt.Fprintf(w, "%s is held by %s\n", st.Name, line(st.Holder))
+	}
+	return err
 }

@@ -24,8 +24,9 @@ func (e childExit) Error() string { return "command exited with status " + strco
 
 func newRun(f *clientFlags) *cobra.Command {
 	var (
-		ttl, wait, grace time.Duration
-		owner, metadata  string
+		ttl, wait, grace, delay time.Duration
+		owner, metadata         string
+		permits                 int
 	)
 	cmd := &cobra.Command{
 		Use:   "run NAME [flags] -- COMMAND [ARGS...]",
@@ -41,7 +42,9 @@ and SIGTERM sent to run are passed on to COMMAND.
 
 ` + exitCodesHelp,
 		Example: `  hasp run nightly -- sh -c 'echo "token $HASP_FENCING_TOKEN"; ./report.sh'
-  hasp run db-migrate --wait 5m --ttl 1m -- ./migrate up`,
+  hasp run db-migrate --wait 5m --ttl 1m -- ./migrate up
+  hasp run payment-api --permits 5 --wait 1m -- ./charge.sh   # at most 5 at once
+  hasp run orders-writer --lock-delay 10s -- ./writer          # a crashed writer's lock stays 10s more`,
 		Args: usageArgs(cobra.MinimumNArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cmd.ArgsLenAtDash() != 1 {
@@ -52,7 +55,8 @@ and SIGTERM sent to run are passed on to COMMAND.
 				return err
 			}
 			return runLocked(cmd.Context(), c, args[0], args[1:], grace, wait+f.timeout, nil, false,
-				client.WithTTL(ttl), client.WithWait(wait), client.WithOwner(owner), client.WithMetadata(metadata))
+				client.WithTTL(ttl), client.WithWait(wait), client.WithOwner(owner), client.WithMetadata(metadata),
+				client.WithPermits(permits), client.WithLockDelay(delay))
 		},
 	}
 	cmd.Flags().DurationVar(&ttl, "ttl", client.DefaultTTL, "lease time-to-live (1s to 1h); renewed every ttl/3")
@@ -60,6 +64,7 @@ and SIGTERM sent to run are passed on to COMMAND.
 	cmd.Flags().DurationVar(&grace, "grace", 10*time.Second, "time between SIGTERM and SIGKILL when the lease is lost")
 	cmd.Flags().StringVar(&owner, "owner", defaultOwner(), "a label for the holder, shown by status")
 	cmd.Flags().StringVar(&metadata, "metadata", "", "up to 1 KiB stored with the lease")
+	permitFlags(cmd, &permits, &delay)
 	return cmd
 }
 
