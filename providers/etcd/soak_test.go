@@ -22,7 +22,13 @@ import (
 // etcd client behind a fault-injecting TCP proxy (delays, resets, stalls,
 // responses dropped after the request went through), and etcd restarted
 // from its data directory every few seconds. Size: HASP_SOAK (make soak).
-func TestSoak(t *testing.T) {
+func TestSoak(t *testing.T) { soak(t, 1, providertest.SoakAcquires()) }
+
+// TestSoakSemaphore: the same with semaphores of 3 permits (1,000
+// acquires in make test; HASP_SOAK in make soak).
+func TestSoakSemaphore(t *testing.T) { soak(t, 3, providertest.SoakAcquiresOr(1000)) }
+
+func soak(t *testing.T, permits, acquires int) {
 	dir := t.TempDir()
 	clientURL := fmt.Sprintf("http://127.0.0.1:%d", launch.FreePort(t))
 	start := func() *local.Embedded {
@@ -49,8 +55,8 @@ func TestSoak(t *testing.T) {
 	proxy.SetPlan(faults.Plan{Delay: 20 * time.Millisecond, DelayP: 0.02, ResetP: 0.001, DropResponseP: 0.002, Stall: 300 * time.Millisecond, StallP: 0.001})
 	restarts := 0
 	res := providertest.Soak(context.Background(), instances, providertest.SoakConfig{
-		Acquires: providertest.SoakAcquires(), Progress: providertest.ProgressLogger(t),
-		TTL: 2 * time.Second,
+		Acquires: acquires, Progress: providertest.ProgressLogger(t),
+		TTL: 2 * time.Second, Permits: permits,
 		Disturb: func(ctx context.Context) {
 			for {
 				select {
@@ -67,8 +73,8 @@ func TestSoak(t *testing.T) {
 	t.Cleanup(func() { _ = e.Close() })
 	proxy.SetPlan(faults.Plan{})
 	f := proxy.Counts()
-	t.Logf("etcd soak: %s; faults injected: %d delays, %d resets, %d dropped responses, %d stalls; %d etcd restarts",
-		res.String(), f.Delays, f.Resets, f.DroppedResponses, f.Stalls, restarts)
+	t.Logf("etcd soak (permits %d): %s; faults injected: %d delays, %d resets, %d dropped responses, %d stalls; %d etcd restarts",
+		permits, res.String(), f.Delays, f.Resets, f.DroppedResponses, f.Stalls, restarts)
 	assert.Empty(t, res.Violations, res.Report())
 	assert.Positive(t, f.Total(), "faults were injected")
 }

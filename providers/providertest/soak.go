@@ -51,6 +51,12 @@ type SoakConfig struct {
 	MaxDuration time.Duration
 	// Progress, if set, is called every 30 seconds with the counts so far.
 	Progress func(acquires, violations int)
+	// Permits makes every name a semaphore of that many permits (default
+	// 1, a mutex). The history is then checked with CheckPermits (never
+	// more than Permits holders at once, no token twice, tokens in grant
+	// order) instead of CheckHolds, and the fenced resource (which admits
+	// one writer at a time) is not used.
+	Permits int
 }
 
 // SoakResult counts what happened and lists every violation found.
@@ -128,9 +134,11 @@ func Soak(ctx context.Context, instances []Instance, cfg SoakConfig) SoakResult 
 		// name stays contended (three workers each).
 		cfg.Names = min(max(3, cfg.Acquires/12500), 8)
 	}
+	cfg.Permits = max(cfg.Permits, 1)
 	if cfg.Workers == 0 {
-		cfg.Workers = max(8, 3*cfg.Names)
+		cfg.Workers = max(8, (cfg.Permits+2)*cfg.Names)
 	}
+	fenced := cfg.Permits == 1
 	if cfg.TTL == 0 {
 		cfg.TTL = 2 * time.Second
 	}
@@ -220,7 +228,7 @@ func Soak(ctx context.Context, instances []Instance, cfg SoakConfig) SoakResult 
 			for ctx.Err() == nil && granted.Load() < int64(cfg.Acquires) {
 				name := names[rand.IntN(len(names))]
 				sent := time.Now()
-				l, err := svc.Acquire(ctx, lock.AcquireRequest{Name: name, TTL: cfg.TTL, Wait: time.Second, Owner: fmt.Sprint("w", w)})
+				l, err := svc.Acquire(ctx, lock.AcquireRequest{Name: name, TTL: cfg.TTL, Wait: time.Second, Owner: fmt.Sprint("w", w), Permits: cfg.Permits})
 				var held *lock.HeldError
 				switch {
 				case errors.As(err, &held):
@@ -248,7 +256,7 @@ func Soak(ctx context.Context, instances []Instance, cfg SoakConfig) SoakResult 
 					// Granted too late to rely on: do no work, but release.
 					atomic.AddInt64(&res.LocalExpiries, 1)
 					writes = 0
-				} else if !res0.write(name, l.FencingToken) {
+				} else if fenced && !res0.write(name, l.FencingToken) {
 					violation("%s: token %d refused by the resource while its lease was live", name, l.FencingToken)
 				}
 				for k := range writes {
@@ -281,7 +289,7 @@ func Soak(ctx context.Context, instances []Instance, cfg SoakConfig) SoakResult 
 						atomic.AddInt64(&res.LocalExpiries, 1)
 						break
 					}
-					if !res0.write(name, l.FencingToken) {
+					if fenced && !res0.write(name, l.FencingToken) {
 						violation("%s: token %d refused by the resource while its lease was live", name, l.FencingToken)
 					}
 					last = now
@@ -289,16 +297,18 @@ func Soak(ctx context.Context, instances []Instance, cfg SoakConfig) SoakResult 
 				if writes > 0 {
 					// Only a lease the client relied on is a hold: one granted
 					// too late (past its deadline) was never used.
-					hist.Add(Hold{Name: name, Token: l.FencingToken, Start: begin, End: last, Client: w})
+					hist.Add(Hold{Name: name, Token: l.FencingToken, Start: begin, End: last, Client: w, Sent: sent})
 				}
 				if rand.Float64() < cfg.PauseP {
 					// A process pause longer than the TTL: then one write with the
 					// stale token, which fencing must refuse if anyone came after.
 					atomic.AddInt64(&res.Pauses, 1)
 					time.Sleep(l.TTL + 100*time.Millisecond)
-					atomic.AddInt64(&res.StaleWrites, 1)
-					if !res0.write(name, l.FencingToken) {
-						atomic.AddInt64(&res.FencedWrites, 1)
+					if fenced {
+						atomic.AddInt64(&res.StaleWrites, 1)
+						if !res0.write(name, l.FencingToken) {
+							atomic.AddInt64(&res.FencedWrites, 1)
+						}
 					}
 				}
 				if rand.Float64() < cfg.SkipReleaseP {
@@ -338,7 +348,15 @@ func Soak(ctx context.Context, instances []Instance, cfg SoakConfig) SoakResult 
 	stopDisturb()
 	dwg.Wait()
 	res.Elapsed = time.Since(start)
-	if err := hist.Check(); err != nil {
+	check := hist.Check
+	if !fenced {
+		check = func() error {
+			hist.mu.Lock()
+			defer hist.mu.Unlock()
+			return CheckPermits(hist.holds, cfg.Permits)
+		}
+	}
+	if err := check(); err != nil {
 		violation("%v", err)
 	}
 	if res.Acquires < int64(cfg.Acquires)/4 {

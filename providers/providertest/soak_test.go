@@ -82,3 +82,43 @@ func TestSoakCatchesBrokenProviders(t *testing.T) {
 		})
 	}
 }
+
+// TestSoakMemorySemaphore: the soak with semaphores of 3 permits and
+// lock-delay-free leases, two instances with skewed clocks.
+func TestSoakMemorySemaphore(t *testing.T) {
+	p := memory.New()
+	fast, slow := &providertest.OffsetClock{}, &providertest.OffsetClock{}
+	fast.Set(250 * time.Millisecond)
+	slow.Set(-250 * time.Millisecond)
+	n := providertest.SoakAcquiresOr(1000)
+	res := providertest.Soak(context.Background(), []providertest.Instance{
+		{Provider: p.View(fast), Skew: 250 * time.Millisecond},
+		{Provider: p.View(slow), Skew: -250 * time.Millisecond},
+	}, providertest.SoakConfig{Acquires: n, Progress: providertest.ProgressLogger(t), TTL: time.Second, Permits: 3})
+	t.Log(res.String())
+	assert.Empty(t, res.Violations, res.Report())
+	assert.GreaterOrEqual(t, res.Acquires, int64(n))
+}
+
+// lostUpdates is a permit store without compare-and-swap: it writes over
+// whatever changed since the read.
+type lostUpdates struct{ *memory.Provider }
+
+func (l lostUpdates) StorePermits(ctx context.Context, name string, prev providers.PermitRecord, t providers.PermitTable) (int64, error) {
+	time.Sleep(time.Millisecond) // widen the window between read and write
+	cur, err := l.Provider.LoadPermits(ctx, name)
+	if err != nil {
+		return 0, err
+	}
+	prev.Version = cur.Version
+	return l.Provider.StorePermits(ctx, name, prev, t)
+}
+
+// TestSoakCatchesLostPermitUpdates: a store that loses concurrent updates
+// grants more permits than there are, and the semaphore soak says so.
+func TestSoakCatchesLostPermitUpdates(t *testing.T) {
+	res := providertest.Soak(context.Background(), []providertest.Instance{{Provider: lostUpdates{memory.New()}}},
+		providertest.SoakConfig{Acquires: 500, TTL: time.Second, Permits: 3, Names: 1, Workers: 12, MaxDuration: 2 * time.Minute})
+	t.Log(res.String())
+	assert.NotEmpty(t, res.Violations, "a store without compare-and-swap must fail the soak")
+}
