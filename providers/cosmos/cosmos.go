@@ -42,7 +42,7 @@
 //     primary, that the lease no longer holds the lock: lease lost.
 //   - Release: one patch under the same condition that clears the lease
 //     and keeps the document and its token.
-//   - Status: one read.
+//   - Status: one read (of a permit table's document, the table's status).
 //
 // A read is not authoritative: Cosmos DB serves it from one replica, and
 // the SDK passes no session token, so with Session consistency (the
@@ -86,6 +86,88 @@
 // Accounts with multiple write regions resolve conflicting writes after
 // the fact (last writer wins), which defeats conditional writes as a lock:
 // use an account with a single write region.
+//
+// # Semaphores and lock-delay
+//
+// A name used as a semaphore, or as a mutex whose leases ask for a
+// lock-delay, keeps its permit table (providers.PermitStore) in the same
+// document, as the string field "permits" (providers.EncodePermitTable).
+// Such a document carries lease "permits" (not hex, so no lease's hash:
+// every renew and release condition of the mutex path fails on it, as
+// lease_lost), start_ms the table's BusyUntil (the last moment a permit is
+// live or lock-delayed; 0 when idle) and ttl_ms 0, so the mutex path sees
+// it held exactly while the table is busy; token stays the fencing
+// counter, and each permit a write grants gets the next value in that
+// write. A plain acquire of a busy table fails with the table's held error
+// (Permits set: the service answers permits_mismatch, or held); one of an
+// idle table replaces it as it would an expired lease, token+1, without
+// the table. Status reads the table; List shows a table's name while a
+// permit is live (not when it is only lock-delayed).
+//
+//   - LoadPermits: one point read, always sent: never the version cache.
+//     The version is the document as read, etag included; Now is the
+//     provider's clock read before the read is sent.
+//   - StorePermits: one replace with If-Match on that etag, or, for a name
+//     without a document, one create (which fails if one exists). A 412,
+//     409 or 404 is providers.ErrConflict: the service reads again.
+//
+// So a semaphore acquire, renew or release costs two requests, a read and
+// a replace (a read and a create for a new name), plus a read and a write
+// again for each race lost to another writer; an acquire that finds every
+// permit taken costs one read; so does a plain acquire of a busy table
+// (a failed replace and a read if this instance remembers it idle).
+//
+// LoadPermits does not start from the remembered version, although the
+// etag check would make a write based on a stale one safe (it fails with
+// 412 and the service reads again): the service also answers without
+// writing (held, permits_mismatch, lease_lost for a renew or release whose
+// permit is not in the table), and those answers must come from the
+// document as it is, not as this instance last wrote it, perhaps seconds
+// before other instances' writes.
+//
+// Safety is the mutex path's argument: every table write is an If-Match
+// replace or a create, decided by the partition's primary replica, so no
+// write is based on a version another write replaced: two writers never
+// both grant from one table, and tokens come from the one counter, so
+// they strictly increase across mutex and semaphore use of a name. The
+// read is served by one replica with the account's consistency (Session,
+// without a session token): it can miss another instance's write of the
+// last moments. Then the write fails (its etag is no longer current), or,
+// where the service answers without writing, the answer is a moment old: a
+// held or permits_mismatch report, as on the mutex path, or lease_lost
+// for the renew or release of a permit granted or renewed through another
+// instance in that moment. Never a permit beyond the count nor a token
+// twice. With Strong consistency the read is a quorum read and has no such
+// window.
+//
+// The SDK (azcore's retry policy) may send a replace or create again when
+// its answer was lost (a 503, say); the resend finds the etag changed (412)
+// or the document created (409) by the write itself, StorePermits answers
+// ErrConflict, and the service reads again and finds its own permit (an
+// acquire) or its release's mark (a release: released, not lease_lost). A
+// timeout or a broken connection is an unknown outcome,
+// lock.ErrUnavailable.
+//
+// Limits. An item holds at most 2 MB (the UTF-8 length of its JSON). The
+// table is a JSON string inside the document's JSON, so its quotes are
+// escaped once more. 1000 permits with a short owner and no metadata take
+// about 155 KB (about 154 bytes a permit); with a 255-byte owner and
+// 1,024 bytes of metadata in plain ASCII, about 1.44 MB (1,435 bytes a
+// permit), which fits; metadata made of characters JSON escapes (quotes,
+// control characters) can make a permit about 8.3 KB, and then only about
+// 240 permits fit. A write over the limit (413) fails with an internal
+// error that says so, and writes nothing. Request units grow with the
+// item: by Microsoft's published table (Session consistency, default
+// indexing; the emulator charges 1 RU for everything, so this is not
+// measured here), a point read costs about 10 RU at 128 KB, 20 at 256 KB
+// and 146 at 1 MB, a replace about 48, 98 and 625. So one semaphore
+// operation (a read and a replace) on a table of 1000 short permits costs
+// about 70 RU, on one of 1000 maximal permits (1.44 MB) about 1,100 RU,
+// against about 6 on a small table. A name is one document in one logical
+// partition, served by one physical partition of at most 10,000 RU/s:
+// about 140 operations a second on the first table and 9 on the second,
+// whatever the container's throughput; a container of 400 RU/s allows
+// about 5 a second on the first.
 //
 // # Time
 //
@@ -231,6 +313,10 @@ type document struct {
 	// the SDK retried it after it was applied; another release of the same
 	// lease still answers lease_lost.
 	Released string `json:"released,omitempty"`
+	// Permits is the permit table of a semaphore or lock-delayed mutex
+	// (providers.EncodePermitTable), "" for a plain lease; see "Semaphores
+	// and lock-delay" in the package documentation.
+	Permits string `json:"permits,omitempty"`
 }
 
 // version is a document as of one etag.
@@ -246,9 +332,11 @@ func (d document) expires() time.Time { return time.UnixMilli(d.expiresMs()).UTC
 // heldAt reports whether a lease holds the lock at now.
 func (d document) heldAt(now time.Time) bool { return d.Lease != "" && d.expiresMs() > now.UnixMilli() }
 
-// acquired is d taken by req at now, with the next token.
+// acquired is d taken by req at now, with the next token; a permit
+// table d held (idle, or acquired would not be called) is dropped.
 func (d document) acquired(req lock.AcquireRequest, now time.Time) document {
 	d.Token++
+	d.Permits = ""
 	d.Lease, d.Owner, d.Metadata = providers.HashLeaseID(req.LeaseID), req.Owner, req.Metadata
 	d.StartMs, d.TTLMs = now.UnixMilli(), req.TTL.Milliseconds()
 	return d
@@ -372,6 +460,13 @@ func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.L
 			if !fresh {
 				continue // remembered as held: it may have been released since
 			}
+			if v.doc.Permits != "" {
+				t, err := v.doc.table()
+				if err != nil {
+					return lock.Lease{}, err
+				}
+				return lock.Lease{}, t.Blocking(req.Name, now, 0)
+			}
 			if v.doc.Lease == providers.HashLeaseID(req.LeaseID) {
 				// The SDK retried a write that had been applied: ours.
 				return v.doc.lease(req.LeaseID), nil
@@ -487,6 +582,13 @@ func (p *Provider) Status(ctx context.Context, name string) (lock.Status, error)
 		return lock.Status{}, err
 	}
 	now := p.clock.Now()
+	if found && v.doc.Permits != "" {
+		t, err := v.doc.table()
+		if err != nil {
+			return lock.Status{}, err
+		}
+		return t.Status(name, now), nil
+	}
 	if !found || !v.doc.heldAt(now) {
 		return lock.Status{Name: name}, nil
 	}
@@ -546,7 +648,9 @@ var _ providers.Lister = (*Provider)(nil)
 // the partitions, not sorted; a page may hold fewer than limit locks, even
 // none, and still have a next page. The continuation is Cosmos DB's
 // continuation token (a stale or forged one is an invalid page_token).
-// Expiry is judged by the provider's clock.
+// Expiry is judged by the provider's clock. A busy permit table matches
+// the query; it is listed, with its table's status, only while a permit
+// is live.
 func (p *Provider) List(ctx context.Context, prefix string, limit int, after string) ([]lock.Status, string, error) {
 	now := p.clock.Now()
 	opts := &azcosmos.QueryOptions{
@@ -579,6 +683,18 @@ func (p *Provider) List(ctx context.Context, prefix string, limit int, after str
 			return nil, "", fmt.Errorf("cosmos: listed document: %w", err)
 		}
 		if d.ID != docID(d.Name) || !strings.HasPrefix(d.Name, prefix) || !d.heldAt(now) {
+			continue
+		}
+		if d.Permits != "" {
+			// A busy table: listed if a permit is live, not when only
+			// lock-delayed.
+			t, err := d.table()
+			if err != nil {
+				return nil, "", err
+			}
+			if st := t.Status(d.Name, now); st.Held {
+				out = append(out, st)
+			}
 			continue
 		}
 		out = append(out, lock.Status{Name: d.Name, Held: true, Holder: d.held(now).Holder})

@@ -498,18 +498,24 @@ func (th *throttler) RoundTrip(r *http.Request) (*http.Response, error) {
 	}, nil
 }
 
-// resendFirstPatch sends the first PATCH twice and answers with the
-// second answer, as a client that retried a write whose first answer was
-// lost would see it (the SDK here retries neither a reset nor a 503 of a
-// write, but a gateway or a future SDK might).
+// resendFirstPatch sends the first PATCH (or the first request of method,
+// when set) twice and answers with the second answer, as a client that
+// retried a write whose first answer was lost would see it (the SDK here
+// retries neither a reset nor a 503 of a write, but a gateway or a future
+// SDK might).
 type resendFirstPatch struct {
 	base    http.RoundTripper
+	method  string // "" for PATCH
 	done    atomic.Bool
 	between func() // runs between the two sends: other clients at work
 }
 
 func (d *resendFirstPatch) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.Method != http.MethodPatch || d.done.Swap(true) {
+	method := d.method
+	if method == "" {
+		method = http.MethodPatch
+	}
+	if r.Method != method || d.done.Swap(true) {
 		return d.base.RoundTrip(r)
 	}
 	body, err := io.ReadAll(r.Body)

@@ -1,0 +1,111 @@
+package cosmos
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+
+	"github.com/hasplock/hasp/lock"
+	"github.com/hasplock/hasp/providers"
+)
+
+var _ providers.PermitStore = (*Provider)(nil)
+
+// tableLease is the lease field of a document that holds a permit table:
+// not hex, so no lease's hash (and no renew or release condition of the
+// mutex path) ever matches it.
+const tableLease = "permits"
+
+// table decodes the permit table d holds.
+func (d document) table() (providers.PermitTable, error) {
+	t, err := providers.DecodePermitTable(d.Permits, 0)
+	if err != nil {
+		return providers.PermitTable{}, fmt.Errorf("cosmos: %q: %w", d.Name, err)
+	}
+	return t, nil
+}
+
+// LoadPermits implements providers.PermitStore with one point read of
+// name's document, never from the version cache (see the package
+// documentation). The version is the document as read, etag and content;
+// nil when there is none.
+func (p *Provider) LoadPermits(ctx context.Context, name string) (providers.PermitRecord, error) {
+	now := p.clock.Now() // before the read: see providers.PermitRecord.Now
+	v, found, err := p.read(ctx, name)
+	if err != nil {
+		return providers.PermitRecord{}, err
+	}
+	rec := providers.PermitRecord{Now: now}
+	if !found {
+		return rec, nil
+	}
+	rec.Version = v
+	switch {
+	case v.doc.Permits != "":
+		t, err := v.doc.table()
+		if err != nil {
+			return providers.PermitRecord{}, err
+		}
+		rec.Table = &t
+	case v.doc.heldAt(now):
+		h := v.doc.held(now).Holder
+		rec.Mutex = &h
+	}
+	return rec, nil
+}
+
+// StorePermits implements providers.PermitStore with one conditional
+// write: a replace with If-Match on the etag prev read, or, when prev
+// found no document, a create (which fails if one exists). A failed
+// condition (412, 409, or 404 for a document gone since) is
+// providers.ErrConflict; so is the SDK's retry of a write that was
+// applied, which finds the etag changed (or the document created) by
+// that very write: the service reads again and recognises its own write.
+//
+// Permits with token 0 get the document's counter plus one each, in
+// order. The document looks held to the mutex path until the table's
+// BusyUntil: lease "permits" (no lease's hash), start_ms BusyUntil (0 when
+// idle) and ttl_ms 0.
+func (p *Provider) StorePermits(ctx context.Context, name string, prev providers.PermitRecord, t providers.PermitTable) (int64, error) {
+	d := document{ID: docID(name), Name: name, Token: providers.TokenBase(prev.Now), TTL: -1}
+	base, found := prev.Version.(version)
+	switch {
+	case found:
+		d = base.doc // keeps the counter and the mutex path's release mark
+	case prev.Version != nil:
+		return 0, fmt.Errorf("cosmos: permits of %q: a version of type %T is not this provider's", name, prev.Version)
+	}
+	var tok int64
+	t.Holders = slices.Clone(t.Holders)
+	for i := range t.Holders {
+		if t.Holders[i].Token == 0 {
+			d.Token++
+			tok = d.Token
+			t.Holders[i].Token = tok
+		}
+	}
+	if d.Token >= lock.MaxFencingToken {
+		return 0, fmt.Errorf("cosmos: fencing token of %q exhausted", name)
+	}
+	d.Lease, d.Owner, d.Metadata, d.StartMs, d.TTLMs = tableLease, "", "", 0, 0
+	if until := t.BusyUntil(); !until.IsZero() {
+		d.StartMs = until.UnixMilli()
+	}
+	d.Permits = providers.EncodePermitTable(t)
+	var err error
+	if found {
+		_, err = p.replace(ctx, base, d)
+	} else {
+		_, err = p.create(ctx, d)
+	}
+	switch s := docStatus(err); {
+	case err == nil:
+		return tok, nil
+	case s == http.StatusPreconditionFailed || s == http.StatusConflict || s == http.StatusNotFound:
+		return 0, fmt.Errorf("cosmos: permits of %q: %w", name, providers.ErrConflict)
+	case s == http.StatusRequestEntityTooLarge:
+		return 0, fmt.Errorf("cosmos: the permit table of %q (%d permits, a %d-byte string) does not fit in one Cosmos DB item (2 MB): %w", name, len(t.Holders), len(d.Permits), err)
+	}
+	return 0, mapErr(err)
+}

@@ -1,0 +1,280 @@
+package cosmos_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/data/azcosmos"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hasplock/hasp/lock"
+	"github.com/hasplock/hasp/providers"
+	"github.com/hasplock/hasp/providers/cosmos"
+	"github.com/hasplock/hasp/service"
+)
+
+// TestPermitRequestCounts pins the requests of a semaphore's acquire,
+// renew and release: one read and one conditional write each (a create
+// for a new name, else a replace with If-Match), with the version cache
+// on or off, since LoadPermits never starts from a remembered version. A
+// permit acquire that finds every permit taken is one read; so is a plain
+// acquire of a busy table (a permits mismatch); a plain acquire of an
+// idle table starts from the remembered version: one replace.
+func TestPermitRequestCounts(t *testing.T) {
+	for _, cache := range []int{cosmos.DefaultVersionCache, 0} {
+		t.Run(fmt.Sprintf("cache=%d", cache), func(t *testing.T) {
+			b := newBackend(t, fmt.Sprintf("permit-counts-%d", cache))
+			p, cnt := b.counted(t, cosmos.WithVersionCache(cache))
+			q, qcnt := b.counted(t, cosmos.WithVersionCache(cache)) // another service instance
+			s, sq := service.New(p), service.New(q)
+			ctx := context.Background()
+			step := func(t *testing.T, what string, want map[string]int, c *counter, prov *cosmos.Provider, before int64) {
+				t.Helper()
+				n := 0
+				for _, v := range want {
+					n += v
+				}
+				assert.Equal(t, want, c.reset(), what)
+				assert.Equal(t, int64(n), prov.BackendRequests()-before, "%s: the provider counts the same requests", what)
+			}
+			sem := lock.AcquireRequest{Name: "sem", Permits: 3, TTL: 10 * time.Second}
+
+			n := p.BackendRequests()
+			a, err := s.Acquire(ctx, sem)
+			require.NoError(t, err)
+			step(t, "first acquire of a new name", map[string]int{read: 1, create: 1}, cnt, p, n)
+
+			n = p.BackendRequests()
+			bl, err := s.Acquire(ctx, sem)
+			require.NoError(t, err)
+			assert.Greater(t, bl.FencingToken, a.FencingToken)
+			step(t, "acquire", map[string]int{read: 1, replace: 1}, cnt, p, n)
+
+			n = p.BackendRequests()
+			_, err = s.Renew(ctx, lock.RenewRequest{Name: "sem", LeaseID: a.LeaseID})
+			require.NoError(t, err)
+			step(t, "renew", map[string]int{read: 1, replace: 1}, cnt, p, n)
+
+			// Another instance changes the table; this one's next renew
+			// still costs a read and a replace (no stale remembered version,
+			// no 412).
+			n = q.BackendRequests()
+			c, err := sq.Acquire(ctx, sem)
+			require.NoError(t, err)
+			step(t, "acquire through another instance", map[string]int{read: 1, replace: 1}, qcnt, q, n)
+			n = p.BackendRequests()
+			_, err = s.Renew(ctx, lock.RenewRequest{Name: "sem", LeaseID: bl.LeaseID, TTL: 20 * time.Second})
+			require.NoError(t, err)
+			step(t, "renew after another instance wrote", map[string]int{read: 1, replace: 1}, cnt, p, n)
+
+			n = p.BackendRequests()
+			_, err = s.TryAcquire(ctx, sem)
+			var held *lock.HeldError
+			require.ErrorAs(t, err, &held)
+			step(t, "acquire of a full semaphore", map[string]int{read: 1}, cnt, p, n)
+
+			n = p.BackendRequests()
+			_, err = s.TryAcquire(ctx, lock.AcquireRequest{Name: "sem"})
+			require.ErrorIs(t, err, lock.ErrPermitsMismatch)
+			step(t, "plain acquire of a busy table", map[string]int{read: 1}, cnt, p, n)
+
+			for _, l := range []lock.Lease{a, bl, c} {
+				n = p.BackendRequests()
+				require.NoError(t, s.Release(ctx, lock.ReleaseRequest{Name: "sem", LeaseID: l.LeaseID}))
+				step(t, "release", map[string]int{read: 1, replace: 1}, cnt, p, n)
+			}
+
+			n = p.BackendRequests()
+			m, err := s.Acquire(ctx, lock.AcquireRequest{Name: "sem"})
+			require.NoError(t, err)
+			assert.Greater(t, m.FencingToken, c.FencingToken, "one counter for both kinds")
+			want := map[string]int{replace: 1} // from the version the release wrote
+			if cache == 0 {
+				want[read] = 1
+			}
+			step(t, "plain acquire of an idle table", want, cnt, p, n)
+		})
+	}
+}
+
+// TestPermitDocument: a document holding a permit table looks held to
+// the mutex path until the table's last permit is free (lease "permits",
+// start_ms + ttl_ms the table's BusyUntil), keeps one token counter, and
+// loses its table to the plain acquire that takes it over once idle.
+func TestPermitDocument(t *testing.T) {
+	b := newBackend(t, "permit-docs")
+	s := service.New(b.open(t))
+	client, err := cosmos.NewClient(b.config(nil), nil)
+	require.NoError(t, err)
+	defer client.Close()
+	c, err := client.NewContainer(b.db, b.c)
+	require.NoError(t, err)
+	ctx := context.Background()
+	const name = "jobs/sem"
+	id := base64.RawURLEncoding.EncodeToString([]byte(name))
+	doc := func() map[string]any {
+		resp, err := c.ReadItem(ctx, azcosmos.NewPartitionKeyString(id), id, nil)
+		require.NoError(t, err)
+		var d map[string]any
+		require.NoError(t, json.Unmarshal(resp.Value, &d))
+		return d
+	}
+
+	m, err := s.Acquire(ctx, lock.AcquireRequest{Name: name})
+	require.NoError(t, err)
+	require.NoError(t, s.Release(ctx, lock.ReleaseRequest{Name: name, LeaseID: m.LeaseID}))
+	a, err := s.Acquire(ctx, lock.AcquireRequest{Name: name, Permits: 2, TTL: 10 * time.Second, Owner: "a", LockDelay: time.Second})
+	require.NoError(t, err)
+	bl, err := s.Acquire(ctx, lock.AcquireRequest{Name: name, Permits: 2, TTL: 5 * time.Second, Owner: "b"})
+	require.NoError(t, err)
+	assert.Equal(t, m.FencingToken+1, a.FencingToken)
+	assert.Equal(t, a.FencingToken+1, bl.FencingToken)
+
+	d := doc()
+	assert.Equal(t, "permits", d["lease"], "a lease id that matches no lease")
+	assert.Equal(t, float64(bl.FencingToken), d["token"], "the counter")
+	assert.Equal(t, float64(a.ExpiresAt.Add(time.Second).UnixMilli()), d["start_ms"].(float64)+d["ttl_ms"].(float64), "held until the last permit is free")
+	assert.Equal(t, float64(-1), d["ttl"])
+	table, err := providers.DecodePermitTable(d["permits"].(string), 0)
+	require.NoError(t, err)
+	assert.Equal(t, 2, table.Permits)
+	require.Len(t, table.Holders, 2)
+	assert.NotContains(t, d["permits"], a.LeaseID, "never a lease id")
+
+	for _, l := range []lock.Lease{a, bl} {
+		require.NoError(t, s.Release(ctx, lock.ReleaseRequest{Name: name, LeaseID: l.LeaseID}))
+	}
+	d = doc()
+	assert.Equal(t, float64(0), d["start_ms"].(float64)+d["ttl_ms"].(float64), "idle: free to the mutex path")
+	assert.Contains(t, d, "permits", "an idle table keeps its release marks")
+
+	m2, err := s.Acquire(ctx, lock.AcquireRequest{Name: name, Owner: "m"})
+	require.NoError(t, err)
+	assert.Equal(t, bl.FencingToken+1, m2.FencingToken)
+	d = doc()
+	assert.NotContains(t, d, "permits", "a plain acquire removes the table")
+	assert.Regexp(t, `^[0-9a-f]{64}$`, d["lease"])
+	require.NoError(t, s.Release(ctx, lock.ReleaseRequest{Name: name, LeaseID: m2.LeaseID}))
+}
+
+// TestPermitList: List shows a semaphore with a live permit (its status
+// from the table) and a plain lock, not a name that is only lock-delayed.
+func TestPermitList(t *testing.T) {
+	b := newBackend(t, "permit-list")
+	p := b.open(t)
+	s := service.New(p)
+	ctx := context.Background()
+	sem, err := s.Acquire(ctx, lock.AcquireRequest{Name: "l/sem", Permits: 3, TTL: 10 * time.Second, Owner: "s"})
+	require.NoError(t, err)
+	mu, err := s.Acquire(ctx, lock.AcquireRequest{Name: "l/mutex", TTL: 10 * time.Second})
+	require.NoError(t, err)
+	delayed, err := s.Acquire(ctx, lock.AcquireRequest{Name: "l/delayed", TTL: time.Second, LockDelay: time.Minute})
+	require.NoError(t, err)
+	time.Sleep(time.Until(delayed.ExpiresAt.Add(50 * time.Millisecond)))
+
+	items, _, err := p.List(ctx, "l/", 100, "")
+	require.NoError(t, err)
+	got := map[string]lock.Status{}
+	for _, st := range items {
+		got[st.Name] = st
+	}
+	require.Len(t, got, 2, "the delayed name is not held: %v", got)
+	assert.Equal(t, 3, got["l/sem"].Permits)
+	require.Len(t, got["l/sem"].Holders, 1)
+	assert.Equal(t, sem.FencingToken, got["l/sem"].Holder.FencingToken)
+	assert.Equal(t, mu.FencingToken, got["l/mutex"].Holder.FencingToken)
+
+	st, err := s.Status(ctx, "l/delayed")
+	require.NoError(t, err)
+	assert.False(t, st.Held)
+	assert.Len(t, st.Delayed, 1)
+}
+
+// TestPermitWriteRetriedAfterApplied: a table write is sent again after it
+// was applied (its first answer lost), while another instance takes a
+// permit or not. The second send fails its condition (412 for a replace,
+// 409 for a create), StorePermits answers ErrConflict, and the service
+// reads again and finds its own write: a release answers released (its
+// mark is in the table) and leaves the others alone, an acquire answers
+// the permit it was granted.
+func TestPermitWriteRetriedAfterApplied(t *testing.T) {
+	for _, take := range []bool{false, true} {
+		t.Run(fmt.Sprintf("release/taken=%v", take), func(t *testing.T) {
+			b := newBackend(t, "permit-retried")
+			ctx := context.Background()
+			other := service.New(b.open(t))
+			sem := lock.AcquireRequest{Name: "n", Permits: 2, TTL: 10 * time.Second}
+			a, err := other.Acquire(ctx, sem)
+			require.NoError(t, err)
+			bl, err := other.Acquire(ctx, sem)
+			require.NoError(t, err)
+			var next lock.Lease
+			drop := &resendFirstPatch{base: b.rt, method: http.MethodPut, between: func() {
+				if take {
+					next, err = other.TryAcquire(ctx, sem)
+					require.NoError(t, err, "the release was applied: a permit is free")
+				}
+			}}
+			p, err := cosmos.New(b.config(drop))
+			require.NoError(t, err)
+			defer p.Close()
+			s := service.New(p)
+			err = s.Release(ctx, lock.ReleaseRequest{Name: "n", LeaseID: a.LeaseID})
+			require.True(t, drop.done.Load(), "the release was sent twice")
+			require.NoError(t, err, "the release went through")
+			st, err := s.Status(ctx, "n")
+			require.NoError(t, err)
+			want := []int64{bl.FencingToken}
+			if take {
+				want = append(want, next.FencingToken)
+			}
+			var got []int64
+			for _, h := range st.Holders {
+				got = append(got, h.FencingToken)
+			}
+			assert.Equal(t, want, got, "the other permits are untouched")
+			// Another release of the same lease answers lease_lost.
+			require.ErrorIs(t, s.Release(ctx, lock.ReleaseRequest{Name: "n", LeaseID: a.LeaseID}), lock.ErrLeaseLost)
+		})
+	}
+	for _, method := range []string{http.MethodPost, http.MethodPut} {
+		t.Run("acquire/"+method, func(t *testing.T) {
+			b := newBackend(t, "permit-retried-acquire")
+			ctx := context.Background()
+			other := service.New(b.open(t))
+			sem := lock.AcquireRequest{Name: "n", Permits: 2, TTL: 10 * time.Second}
+			var first lock.Lease
+			if method == http.MethodPut { // the document exists: a replace
+				var err error
+				first, err = other.Acquire(ctx, sem)
+				require.NoError(t, err)
+			}
+			drop := &resendFirstPatch{base: b.rt, method: method}
+			p, err := cosmos.New(b.config(drop))
+			require.NoError(t, err)
+			defer p.Close()
+			s := service.New(p)
+			l, err := s.Acquire(ctx, sem)
+			require.True(t, drop.done.Load(), "the write was sent twice")
+			require.NoError(t, err)
+			assert.Greater(t, l.FencingToken, first.FencingToken)
+			st, err := s.Status(ctx, "n")
+			require.NoError(t, err)
+			require.NotEmpty(t, st.Holders)
+			assert.Equal(t, l.FencingToken, st.Holder.FencingToken, "the permit the write granted, once")
+			want := 1
+			if method == http.MethodPut {
+				want = 2
+			}
+			assert.Len(t, st.Holders, want)
+			_, err = s.Renew(ctx, lock.RenewRequest{Name: "n", LeaseID: l.LeaseID})
+			assert.NoError(t, err)
+		})
+	}
+}
