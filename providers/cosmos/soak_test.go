@@ -23,7 +23,16 @@ import (
 // own retries are off, so a dropped response is an unknown outcome (503)
 // rather than a retried write.
 func TestSoak(t *testing.T) {
-	soak(t, 2, false, faults.Plan{Delay: 20 * time.Millisecond, DelayP: 0.02, ResetP: 0.002, DropResponseP: 0.005, Stall: 300 * time.Millisecond, StallP: 0.002}, 2000)
+	soak(t, 2, false, faultPlan, 2000, 1)
+}
+
+// faultPlan is TestSoak's faults.
+var faultPlan = faults.Plan{Delay: 20 * time.Millisecond, DelayP: 0.02, ResetP: 0.002, DropResponseP: 0.005, Stall: 300 * time.Millisecond, StallP: 0.002}
+
+// TestSoakSemaphore is TestSoak with semaphores of 3 permits (600
+// acquires in make test).
+func TestSoakSemaphore(t *testing.T) {
+	soak(t, 2, false, faultPlan, 600, 3)
 }
 
 // TestSoakPolling: eight service instances that only poll (as function
@@ -34,14 +43,15 @@ func TestSoak(t *testing.T) {
 // answering lease_lost is a violation of the soak. The SDK's retry delays
 // make it slow: make test runs 400 acquires.
 func TestSoakPolling(t *testing.T) {
-	soak(t, 8, true, faults.Plan{ResetP: 0.05, DropResponseP: 0.05, Stall: 300 * time.Millisecond, StallP: 0.02}, 400)
+	soak(t, 8, true, faults.Plan{ResetP: 0.05, DropResponseP: 0.05, Stall: 300 * time.Millisecond, StallP: 0.02}, 400, 1)
 }
 
 // soak runs the soak through n instances with clocks spread over ±250 ms,
 // each with plan's faults in its transport and, with retries, the SDK's
-// default retry policy; short is its size in make test.
-func soak(t *testing.T, n int, retries bool, plan faults.Plan, short int) {
-	b := newBackend(t, fmt.Sprintf("soak%d", n))
+// default retry policy; short is its size in make test; permits > 1 makes
+// every name a semaphore.
+func soak(t *testing.T, n int, retries bool, plan faults.Plan, short, permits int) {
+	b := newBackend(t, fmt.Sprintf("soak%d%d", n, permits))
 	var (
 		instances []providertest.Instance
 		injectors []*faults.Transport
@@ -65,7 +75,7 @@ func soak(t *testing.T, n int, retries bool, plan faults.Plan, short int) {
 		ft.SetPlan(plan)
 	}
 	res := providertest.Soak(context.Background(), instances, providertest.SoakConfig{
-		Acquires: providertest.SoakAcquiresOr(short), Progress: providertest.ProgressLogger(t), TTL: 2 * time.Second,
+		Acquires: providertest.SoakAcquiresOr(short), Progress: providertest.ProgressLogger(t), TTL: 2 * time.Second, Permits: permits,
 	})
 	var f faults.Counts
 	for _, ft := range injectors {
