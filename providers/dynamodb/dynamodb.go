@@ -13,6 +13,7 @@
 //		gc        optional clean-up time for DynamoDB TTL, Unix seconds
 //		released, released_1, released_2  random marks of the last three
 //		          release calls, newest first (see Release)
+//		permits   a semaphore's or lock-delayed mutex's permit table (see below)
 //
 //	  - Acquire: one UpdateItem, conditioned on "no lease_id, or expires_ms <=
 //	    now", that writes the lease and increments token (ReturnValues
@@ -33,6 +34,70 @@
 // lock. Instances whose clocks differ by d can shorten a lease by d from a
 // holder's point of view; the client SDK's safety margin (TTL/10, at least
 // 250 ms) is there to cover that.
+//
+// # Semaphores and lock-delay
+//
+// The provider is a providers.PermitStore. A name used as a semaphore, or
+// as a mutex whose lease asked for a lock-delay, keeps its permit table in
+// its one item, in the attribute "permits" (providers.EncodePermitTable's
+// JSON), and the item then looks held to the mutex path: lease_id
+// "#permits", which no lease id matches (the service's have no "#", and
+// Renew and Release refuse it), expires_ms the table's BusyUntil (0 when
+// idle), token the name's one counter, owner, metadata and ttl_ms absent.
+// So a plain Acquire of a busy table fails its usual condition and
+// answers the table's Blocking error (permits_mismatch, or held while a
+// lock-delay runs); of an idle table it takes the item over as an expired
+// lease, keeping the counter and removing "permits". Status and List show
+// the table's holders. The table counts only under lease_id "#permits":
+// an older hasp that takes an idle table over leaves a stale one behind.
+//
+// Cost: a semaphore (or lock-delayed) acquire, renew or release is two
+// requests when uncontended, one strongly consistent GetItem (LoadPermits)
+// and one conditional UpdateItem (StorePermits); an acquire that finds
+// every permit taken, the GetItem alone; each race lost to another writer,
+// one more of each.
+//
+// Why it is safe: the UpdateItem's condition pins, as the GetItem read
+// them, the attributes that between them every write changes: token (an
+// acquire), expires_ms and ttl_ms (a renew), released (a release's random
+// mark), permits (a table write) and lease_id, each equal or still
+// absent; DynamoDB TTL removes them all, and a re-created item's counter
+// starts above the old one's (see WithCleanup). DynamoDB checks a
+// condition against the item's latest state and applies the write
+// atomically with it, and a strongly consistent read returns that latest
+// state, so a table is only ever written over the very item it was decided
+// from (a write that left every pinned attribute as it was changed nothing
+// the decision reads). Tokens of new permits continue the pinned counter,
+// so they are known before the write and strictly increase across mutex
+// and semaphore use of a name; the service grants one permit per write,
+// so a table write, like an acquire, adds at most one to the counter and
+// WithCleanup's argument holds. Pinning needs no change to the mutex
+// path's writes, where a version attribute would have to be bumped by
+// every one of them (by instances of an older hasp during a deploy too)
+// and would restart after a TTL deletion; its price is that the request
+// carries the table twice, pin and new value (bandwidth, not capacity;
+// DynamoDB allows 2 MB of expression values). A write applied whose
+// answer was lost, and that the SDK sends again, fails its condition:
+// StorePermits answers ErrConflict and the service, reading again, finds
+// its own grant, or its release's mark.
+//
+// Limits: an item holds at most 400 KB, names and values. A permit takes
+// about 135 bytes encoded without owner or metadata, about 210 with short
+// ones, and up to about 1,430 with the largest owner (255 bytes) and
+// metadata (1,024 bytes), more when they need JSON escaping (<, >, & and
+// control characters take 6 bytes). So 1,000 permits fit only with small
+// owners and metadata (135 to 210 KB); with the largest, about 280 do,
+// and the write that would pass 400 KB fails (a ValidationException,
+// reported with the table's size), leaving the table as it was.
+// Throughput: a write costs one WCU per KB (rounded up) of the larger of
+// the item before and after it, a strongly consistent read one RCU per
+// 4 KB, and a name's item lives in one partition, which serves at most
+// 1,000 WCU and 3,000 RCU per second. A semaphore whose table is under
+// 1 KB (a few permits) allows about 1,000 writes per second, as a mutex;
+// a 200 KB table costs 200 WCU per write and 50 RCU per read, so about
+// five operations per second on that name, all instances together, and
+// every operation rewrites the whole table. Many holders are better
+// served by several names (permits sharded) than by one large semaphore.
 //
 // Store URL: "dynamodb://TABLE[?cleanup=720h]", with region, credentials
 // and endpoint from the standard AWS environment (AWS_REGION, the default
@@ -138,6 +203,7 @@ var names = map[string]string{
 	"#lid": "lease_id", "#own": "owner", "#tok": "token", "#exp": "expires_ms",
 	"#ttl": "ttl_ms", "#md": "metadata", "#gc": "gc",
 	"#mk0": "released", "#mk1": "released_1", "#mk2": "released_2",
+	"#pmt": "permits",
 }
 
 // exprNames returns the attribute names an expression uses.
@@ -210,6 +276,9 @@ func (p *Provider) conditionalUpdate(ctx context.Context, name string, now time.
 type item struct {
 	leaseID, owner, metadata string
 	token, expMs, ttlMs      int64
+	// permits is the encoded permit table (see permits.go); it counts
+	// only while leaseID is tableLease.
+	permits string
 }
 
 func decode(av map[string]types.AttributeValue) (item, error) {
@@ -227,7 +296,7 @@ func decode(av map[string]types.AttributeValue) (item, error) {
 		}
 		return strconv.ParseInt(v.Value, 10, 64)
 	}
-	it.leaseID, it.owner, it.metadata = getS("lease_id"), getS("owner"), getS("metadata")
+	it.leaseID, it.owner, it.metadata, it.permits = getS("lease_id"), getS("owner"), getS("metadata"), getS("permits")
 	var err error
 	if it.token, err = getN("token"); err != nil {
 		return it, fmt.Errorf("dynamodb: bad token attribute: %w", err)
@@ -261,7 +330,9 @@ func (it item) held(name string, now time.Time) *lock.HeldError {
 	}
 }
 
-// Acquire implements providers.Provider: one conditional UpdateItem.
+// Acquire implements providers.Provider: one conditional UpdateItem. A
+// busy permit table fails the condition as a live lease does and answers
+// its Blocking error; an idle one is taken over, its table removed.
 func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.Lease, error) {
 	var freed item
 	for range 3 {
@@ -272,7 +343,7 @@ func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.L
 			":base": num(providers.TokenBase(now)), ":one": num(1),
 		}
 		set := []string{"#lid = :lid", "#exp = :exp", "#ttl = :ttl", "#tok = if_not_exists(#tok, :base) + :one"}
-		var remove []string
+		remove := []string{"#pmt"} // an idle permit table is taken over
 		for _, f := range []struct{ name, val, ph string }{{"#own", req.Owner, ":own"}, {"#md", req.Metadata, ":md"}} {
 			if f.val == "" {
 				remove = append(remove, f.name)
@@ -307,6 +378,13 @@ func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.L
 			return it.lease(req.Name), nil
 		}
 		if it.heldAt(now) {
+			t, err := it.permitTable()
+			if err != nil {
+				return lock.Lease{}, err
+			}
+			if t != nil {
+				return lock.Lease{}, t.Blocking(req.Name, now, 0)
+			}
 			return lock.Lease{}, it.held(req.Name, p.clock.Now())
 		}
 		// Freed between the write and the read: try again.
@@ -344,6 +422,9 @@ func (p *Provider) failedItem(ctx context.Context, name string, ccf *types.Condi
 // to have ended): lease_lost is then the truth whatever an earlier attempt
 // did, because a renew never frees the lock.
 func (p *Provider) Renew(ctx context.Context, req lock.RenewRequest) (lock.Lease, error) {
+	if req.LeaseID == tableLease {
+		return lock.Lease{}, lock.ErrLeaseLost
+	}
 	now := p.clock.Now()
 	vals := map[string]types.AttributeValue{":lid": str(req.LeaseID), ":now": num(now.UnixMilli())}
 	set := []string{"#exp = :now + #ttl"}
@@ -386,6 +467,9 @@ var releaseMarks = []string{"#mk0", "#mk1", "#mk2"}
 //     that really ended before the release still answers lease_lost to the
 //     client's next try.
 func (p *Provider) Release(ctx context.Context, req lock.ReleaseRequest) error {
+	if req.LeaseID == tableLease {
+		return lock.ErrLeaseLost
+	}
 	now := p.clock.Now()
 	var nonce [16]byte
 	_, _ = rand.Read(nonce[:])
@@ -445,6 +529,13 @@ func (p *Provider) Status(ctx context.Context, name string) (lock.Status, error)
 	it, err := decode(got.Item)
 	if err != nil {
 		return lock.Status{}, err
+	}
+	t, err := it.permitTable()
+	if err != nil {
+		return lock.Status{}, err
+	}
+	if t != nil {
+		return t.Status(name, now), nil
 	}
 	if !it.heldAt(now) {
 		return lock.Status{Name: name}, nil
@@ -544,7 +635,7 @@ func (p *Provider) List(ctx context.Context, prefix string, limit int, after str
 		filter = "begins_with(pk, :p) AND " + filter
 		vals[":p"] = str(prefix)
 	}
-	proj := "pk, #tok, #lid, #own, #md, #exp"
+	proj := "pk, #tok, #lid, #own, #md, #exp, #pmt"
 	var out []lock.Status
 	budget := p.scanBudget
 	for budget > 0 {
@@ -572,7 +663,19 @@ func (p *Provider) List(ctx context.Context, prefix string, limit int, after str
 			if pk == nil || !it.heldAt(now) {
 				continue
 			}
-			out = append(out, lock.Status{Name: pk.Value, Held: true, Holder: it.held(pk.Value, now).Holder})
+			t, err := it.permitTable()
+			switch {
+			case err != nil:
+				return nil, "", err
+			case t != nil:
+				st := t.Status(pk.Value, now)
+				if !st.Held {
+					continue // only lock-delayed permits
+				}
+				out = append(out, st)
+			default:
+				out = append(out, lock.Status{Name: pk.Value, Held: true, Holder: it.held(pk.Value, now).Holder})
+			}
 			if len(out) == limit {
 				// Resume right after this item, in the table's order.
 				return out, pk.Value, nil
