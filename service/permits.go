@@ -200,6 +200,10 @@ func (s *Service) releasePermit(ctx context.Context, req lock.ReleaseRequest) er
 		switch {
 		case i < 0 && sent && slices.Contains(t.Released, hash):
 			return nil, nil // released by this call's earlier write
+		case i < 0 && sent:
+			// This call's write may have applied and its mark been pushed
+			// out by MaxReleaseMarks later releases: the outcome is unknown.
+			return nil, lock.Unavailable(fmt.Errorf("release of a permit of %q: its write was sent, and neither the permit nor its mark is left", req.Name), 0)
 		case i < 0 || !rec.Now.Before(t.Holders[i].Expires()):
 			return nil, lost(req.Name)
 		}
