@@ -192,10 +192,10 @@ func (s *Service) renewPermit(ctx context.Context, req lock.RenewRequest) (lock.
 func (s *Service) releasePermit(ctx context.Context, req lock.ReleaseRequest) error {
 	hash := providers.HashLeaseID(req.LeaseID)
 	_, _, err := s.rewrite(ctx, req.Name, func(rec providers.PermitRecord, sent bool) (*providers.PermitTable, error) {
-		if rec.Table == nil {
-			return nil, lost(req.Name)
+		var t providers.PermitTable
+		if rec.Table != nil {
+			t = rec.Table.Prune(rec.Now)
 		}
-		t := rec.Table.Prune(rec.Now)
 		i := slices.IndexFunc(t.Holders, func(p providers.Permit) bool { return p.Lease == hash })
 		switch {
 		case i < 0 && sent && slices.Contains(t.Released, hash):
