@@ -26,6 +26,7 @@ type soakSetup struct {
 	retries   bool
 	plan      faults.Plan
 	short     int // the size make test runs
+	permits   int // > 1: every name is a semaphore
 }
 
 // defaultSoak: two service instances with clocks ±250 ms apart and the
@@ -45,7 +46,7 @@ var pollingSoak = soakSetup{instances: 8, retries: true, short: 1000, plan: faul
 // soak runs the soak against a DynamoDB server behind a fault-injecting
 // HTTP proxy, through setup's instances with clocks spread over ±250 ms.
 func soak(t *testing.T, url string, setup soakSetup, disturb func(ctx context.Context)) {
-	table := fmt.Sprintf("soak%d", setup.instances)
+	table := fmt.Sprintf("soak%d-%d", setup.instances, setup.permits)
 	require.NoError(t, dynamodb.CreateTable(context.Background(), client(url, nil), table, false))
 	proxy, err := faults.NewHTTPProxy(url)
 	require.NoError(t, err)
@@ -70,12 +71,31 @@ func soak(t *testing.T, url string, setup soakSetup, disturb func(ctx context.Co
 	proxy.SetPlan(setup.plan)
 	res := providertest.Soak(context.Background(), instances, providertest.SoakConfig{
 		Acquires: providertest.SoakAcquiresOr(setup.short), Progress: providertest.ProgressLogger(t), TTL: 2 * time.Second, Disturb: disturb,
+		Permits: setup.permits,
 	})
 	proxy.SetPlan(faults.Plan{})
 	f := proxy.Counts()
 	t.Logf("%s soak: %s; faults injected: %d delays, %d resets, %d dropped responses, %d stalls", t.Name(), res.String(), f.Delays, f.Resets, f.DroppedResponses, f.Stalls)
 	assert.Empty(t, res.Violations, res.Report())
 	assert.Positive(t, f.Total(), "faults were injected")
+}
+
+// TestSoakSemaphoreMoto: the default soak with semaphores of 3 permits.
+func TestSoakSemaphoreMoto(t *testing.T) {
+	t.Parallel() // each soak has its own server
+	setup := defaultSoak
+	setup.permits, setup.short = 3, 600
+	soak(t, launch.Moto(t), setup, nil)
+}
+
+// TestSoakSemaphorePollingDynalite: the polling soak (eight instances, the
+// SDK retrying writes whose answers were dropped) with semaphores of 3.
+func TestSoakSemaphorePollingDynalite(t *testing.T) {
+	t.Parallel() // each soak has its own server
+	url, _ := launch.Dynalite(t, "")
+	setup := pollingSoak
+	setup.permits, setup.short = 3, 600
+	soak(t, url, setup, nil)
 }
 
 func TestSoakMoto(t *testing.T) {
