@@ -27,12 +27,35 @@ func DDL(table string) []string {
   expires_at TIMESTAMP,
   shown_expires_at TIMESTAMP,
   updated_at TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
+  permits BYTES(MAX),
 ) PRIMARY KEY (name)`}
+}
+
+// permitsColumn is the column that holds a row's permit table; tables
+// created before semaphores lack it (see AddPermitsColumn).
+const permitsColumn = "permits"
+
+// AddPermitsColumn returns the statement that adds the permit-table
+// column to a lock table created before semaphores and lock-delay.
+func AddPermitsColumn(table string) string {
+	return `ALTER TABLE ` + table + ` ADD COLUMN ` + permitsColumn + ` BYTES(MAX)`
+}
+
+// hasColumn reports whether the CREATE TABLE statement st declares column.
+func hasColumn(st, column string) bool {
+	for _, line := range strings.Split(st, "\n") {
+		if f := strings.Fields(line); len(f) > 0 && strings.EqualFold(strings.Trim(f[0], "`"), column) {
+			return true
+		}
+	}
+	return false
 }
 
 // CreateSchema creates the lock table in database
 // ("projects/P/instances/I/databases/D") unless a table of that name is
-// already there. The database must exist.
+// already there, in which case it adds the permits column if the table
+// lacks it (a table created before semaphores: AddPermitsColumn); created
+// reports only whether the table was created. The database must exist.
 func CreateSchema(ctx context.Context, db string, table string, opts ...option.ClientOption) (created bool, err error) {
 	if !tableRE.MatchString(table) {
 		return false, fmt.Errorf("spanner: bad table name %q", table)
@@ -48,17 +71,28 @@ func CreateSchema(ctx context.Context, db string, table string, opts ...option.C
 	}
 	for _, st := range cur.Statements {
 		if f := strings.Fields(st); len(f) >= 3 && strings.EqualFold(f[0], "CREATE") && strings.EqualFold(f[1], "TABLE") && strings.EqualFold(strings.Trim(f[2], "`"), table) {
-			return false, nil
+			if hasColumn(st, permitsColumn) {
+				return false, nil
+			}
+			return false, updateDDL(ctx, dc, db, "add column "+permitsColumn+" to "+table, []string{AddPermitsColumn(table)})
 		}
 	}
-	op, err := dc.UpdateDatabaseDdl(ctx, &databasepb.UpdateDatabaseDdlRequest{Database: db, Statements: DDL(table)})
-	if err != nil {
-		return false, fmt.Errorf("spanner: create table %s: %w", table, err)
-	}
-	if err := op.Wait(ctx); err != nil {
-		return false, fmt.Errorf("spanner: create table %s: %w", table, err)
+	if err := updateDDL(ctx, dc, db, "create table "+table, DDL(table)); err != nil {
+		return false, err
 	}
 	return true, nil
+}
+
+// updateDDL applies statements to db and waits for them.
+func updateDDL(ctx context.Context, dc *database.DatabaseAdminClient, db, what string, statements []string) error {
+	op, err := dc.UpdateDatabaseDdl(ctx, &databasepb.UpdateDatabaseDdlRequest{Database: db, Statements: statements})
+	if err == nil {
+		err = op.Wait(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("spanner: %s: %w", what, err)
+	}
+	return nil
 }
 
 // CreateDatabase creates db ("projects/P/instances/I/databases/D") in its

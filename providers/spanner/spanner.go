@@ -14,7 +14,9 @@
 //	owner, metadata  as given (NULL when empty)
 //	ttl_ms      the granted TTL, for renewals that keep it
 //	expires_at  the holder's expiry, by Spanner's clock
-//	updated_at  commit timestamp of the last write
+//	updated_at  commit timestamp of the last write: the row's version
+//	permits     the permit table of a semaphore or lock-delayed mutex
+//	            (NULL for a plain row; see below)
 //
 // Each operation is one read-write transaction of two RPCs: a query that
 // reads the row together with CURRENT_TIMESTAMP() (the transaction begins
@@ -52,6 +54,86 @@
 // its own reading is d earlier; if ahead, Spanner's is earlier. Skewed
 // function clocks shorten leases as the holder sees them, never lengthen
 // them.
+//
+// # Semaphores and lock-delay
+//
+// A name used as a semaphore, or as a mutex with a lock-delay, keeps its
+// permit table (providers.EncodePermitTable, JSON) in its row's permits
+// column, BYTES(MAX): one row per name still. Such a row has lease_id
+// "permit-table" (not a hash: it matches no lease, so a mutex renew or
+// release of it is lease_lost), expires_at = the table's BusyUntil (NULL
+// once idle), token = the name's counter, and NULL owner, metadata,
+// ttl_ms and shown_expires_at. The mutex path reads the column with the
+// row: an acquire of a busy table fails with PermitTable.Blocking, one of
+// an idle table takes the row over as an expired lease's (token+1, permits
+// set to NULL), Status and List answer PermitTable.Status (List only the
+// names with a live permit).
+//
+// The service (package service) decides; the provider reads and writes:
+//
+//   - LoadPermits is one strong single-use read (one streaming RPC). Its
+//     Now is the read's timestamp, Spanner's clock, by which the mutex
+//     path judges expiry too (CURRENT_TIMESTAMP() in its transactions),
+//     so the table's expiries and the row's expires_at are judged by one
+//     clock, and a later transaction never reads an earlier time; its
+//     Version is updated_at.
+//   - StorePermits is one read-write transaction (two RPCs, the query
+//     that begins it and the commit): it reads the row, writes the table
+//     iff updated_at is still the version read, and answers
+//     providers.ErrConflict otherwise, writing nothing. New permits get
+//     the next tokens of the row's counter (a new row's start at
+//     providers.TokenBase of Spanner's time, as the mutex path's), so
+//     tokens strictly increase across mutex and semaphore use of a name.
+//
+// So a semaphore acquire, renew or release costs three RPCs (a read, then
+// a read-write transaction), and three more for each conflict (another
+// writer between the read and the transaction); an acquire that finds
+// every permit taken, or a release of a permit not held, costs one
+// (TestPermitRequestCounts). A plain acquire that meets a busy table
+// costs its usual two.
+//
+// Why this is safe: every write of a row by hasp sets updated_at to its
+// commit timestamp, and Spanner gives transactions that write one row
+// distinct commit timestamps in their (serializable, externally
+// consistent) order. A StorePermits transaction that finds updated_at
+// unchanged holds a read lock on the row until it commits, so no other
+// write can come between its check and its write: the table it writes
+// is the successor of the one the service decided on. When the client
+// library runs the transaction again after a commit that was in fact
+// applied (an Aborted or lost answer), the run finds updated_at changed
+// by that very commit and answers ErrConflict; the service reads again
+// and recognises its own write (its permit, or its release mark). A
+// commit whose outcome is unknown (a timeout) answers unavailable, as the
+// mutex path does.
+//
+// Clocks: a permit's expiry is Spanner's read timestamp plus its TTL,
+// whatever the service's clock says (TestPermitExpiryIsSpanners). Unlike
+// a mutex lease's, the expiry told to the holder is not also bounded by
+// the service's clock (the table has one expiry per permit, used both to
+// judge and to show).
+//
+// Limits: Spanner allows 10 MiB per column value. A table of 1000 permits
+// (lock.MaxPermits) takes about 150-250 bytes a permit plus its owner
+// (up to 255 bytes) and metadata (up to 1,024), so typically well under
+// 1.5 MB; owner and metadata made of characters that JSON escapes sixfold
+// (control characters, <, >, &) reach about 7.8 MB at most, which fits a
+// BYTES(MAX) value (TestPermitTableLimits; a STRING(MAX) one would not:
+// 2,621,440 characters). Every operation on one name reads and rewrites
+// the whole row, so a big table costs its size in each read and commit.
+// All operations on a name serialize on its row: each StorePermits
+// transaction holds the row's lock from its read to its commit (a few
+// milliseconds in one region, more across regions), so one name takes,
+// as an estimate not measured on Cloud Spanner, on the order of a hundred
+// permit operations a second, fewer with big tables; contenders beyond
+// that retry on conflicts (the service gives up after 32 in a row:
+// throttled). Spread heavy use over names.
+//
+// Upgrading: tables created before semaphores lack the permits column,
+// and this version's reads name it, so every operation (and Ping) fails
+// with an internal error until `hasp store init` (CreateSchema) runs
+// AddPermitsColumn's ALTER TABLE; run it before deploying this version.
+// The column is nullable, so the change is instant and the rows keep
+// their tokens.
 //
 // Store URL: "spanner://projects/P/instances/I/databases/D[?table=T]", with
 // credentials from Application Default Credentials, or the emulator named
@@ -169,7 +251,7 @@ func New(ctx context.Context, database string, opts ...Option) (*Provider, error
 		return nil, fmt.Errorf("spanner: connect %s: %w", database, err)
 	}
 	p.client, p.database = c, database
-	p.qRow = `SELECT CURRENT_TIMESTAMP(), l.token, l.lease_id, l.owner, l.metadata, l.ttl_ms, l.expires_at, l.shown_expires_at
+	p.qRow = `SELECT CURRENT_TIMESTAMP(), l.token, l.lease_id, l.owner, l.metadata, l.ttl_ms, l.expires_at, l.shown_expires_at, l.updated_at, l.permits
 FROM (SELECT 1) AS one LEFT JOIN ` + p.table + ` AS l ON l.name = @name`
 	return p, nil
 }
@@ -192,6 +274,10 @@ type row struct {
 	ttl       time.Duration
 	expiresAt time.Time // Spanner's expiry
 	shown     time.Time // the expiry the holder was told
+	updated   time.Time // commit timestamp of the row's last write: its version
+	// table is the row's permit table (lease_id is then tableLease and
+	// expires_at the table's BusyUntil); nil for a plain row.
+	table *providers.PermitTable
 }
 
 func (r row) heldAt() bool { return r.leaseID != "" && r.expiresAt.After(r.now) }
@@ -241,20 +327,36 @@ func (p *Provider) read(ctx context.Context, q querier, name string) (row, error
 		r                        row
 		token, ttl               spanner.NullInt64
 		leaseID, owner, metadata spanner.NullString
-		exp, shown               spanner.NullTime
+		exp, shown, updated      spanner.NullTime
+		table                    []byte
 	)
-	if err := sr.Columns(&r.now, &token, &leaseID, &owner, &metadata, &ttl, &exp, &shown); err != nil {
+	if err := sr.Columns(&r.now, &token, &leaseID, &owner, &metadata, &ttl, &exp, &shown, &updated, &table); err != nil {
 		return row{}, err
 	}
 	r.exists = token.Valid
 	r.token, r.leaseID, r.owner, r.metadata = token.Int64, leaseID.StringVal, owner.StringVal, metadata.StringVal
-	r.ttl, r.expiresAt, r.shown = time.Duration(ttl.Int64)*time.Millisecond, exp.Time, shown.Time
+	r.ttl, r.expiresAt, r.shown, r.updated = time.Duration(ttl.Int64)*time.Millisecond, exp.Time, shown.Time, updated.Time
+	if r.table, err = decodeTable(table); err != nil {
+		return row{}, err
+	}
 	return r, nil
+}
+
+// decodeTable decodes a permits column; nil when the column is NULL.
+func decodeTable(b []byte) (*providers.PermitTable, error) {
+	if b == nil {
+		return nil, nil
+	}
+	t, err := providers.DecodePermitTable(string(b), 0)
+	if err != nil {
+		return nil, err
+	}
+	return &t, nil
 }
 
 func nullable(s string) spanner.NullString { return spanner.NullString{StringVal: s, Valid: s != ""} }
 
-var leaseColumns = []string{"name", "token", "lease_id", "owner", "metadata", "ttl_ms", "expires_at", "shown_expires_at", "updated_at"}
+var leaseColumns = []string{"name", "token", "lease_id", "owner", "metadata", "ttl_ms", "expires_at", "shown_expires_at", "updated_at", permitsColumn}
 
 // write buffers l as its name's row, with Spanner's expiry now + l.TTL; a
 // lease without id frees the lock and keeps the token.
@@ -267,13 +369,13 @@ func (p *Provider) write(tx *spanner.ReadWriteTransaction, l lock.Lease, now tim
 	vals := []any{l.Name, l.FencingToken, nullable(id), nullable(l.Owner), nullable(l.Metadata),
 		spanner.NullInt64{Int64: l.TTL.Milliseconds(), Valid: held},
 		spanner.NullTime{Time: lock.ExpiresAt(now, l.TTL), Valid: held},
-		spanner.NullTime{Time: l.ExpiresAt, Valid: held}, spanner.CommitTimestamp}
+		spanner.NullTime{Time: l.ExpiresAt, Valid: held}, spanner.CommitTimestamp, []byte(nil)}
 	return tx.BufferWrite([]*spanner.Mutation{spanner.InsertOrUpdate(p.table, leaseColumns, vals)})
 }
 
 // transact runs f in a read-write transaction over name's row. f sees the
-// row read with Spanner's clock and returns its outcome; held and lost
-// outcomes commit the transaction with no write.
+// row read with Spanner's clock and returns its outcome; held, lost and
+// conflict outcomes commit the transaction with no write.
 func (p *Provider) transact(ctx context.Context, name string, f func(tx *spanner.ReadWriteTransaction, r row) error) error {
 	var outcome error
 	_, err := p.client.ReadWriteTransaction(ctx, func(ctx context.Context, tx *spanner.ReadWriteTransaction) error {
@@ -285,7 +387,7 @@ func (p *Provider) transact(ctx context.Context, name string, f func(tx *spanner
 		// last run's outcome counts.
 		outcome = f(tx, r)
 		var held *lock.HeldError
-		if outcome != nil && !errors.As(outcome, &held) && !errors.Is(outcome, lock.ErrLeaseLost) {
+		if outcome != nil && !errors.As(outcome, &held) && !errors.Is(outcome, lock.ErrLeaseLost) && !errors.Is(outcome, providers.ErrConflict) {
 			return outcome // a failed write: roll back
 		}
 		return nil
@@ -309,9 +411,14 @@ func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.L
 			}
 			return nil
 		}
-		if r.heldAt() {
+		if r.table != nil && r.table.Busy(r.now) {
+			return r.table.Blocking(req.Name, r.now, 0)
+		}
+		if r.table == nil && r.heldAt() {
 			return r.held(req.Name)
 		}
+		// Free, expired, or an idle permit table, which this write
+		// replaces (its token counter stays).
 		token := r.token + 1
 		if !r.exists {
 			token = providers.TokenBase(r.now) + 1
@@ -413,6 +520,9 @@ func (p *Provider) Status(ctx context.Context, name string) (lock.Status, error)
 	if err != nil {
 		return lock.Status{}, mapErr(err)
 	}
+	if r.table != nil {
+		return r.table.Status(name, r.now), nil
+	}
 	if !r.heldAt() {
 		return lock.Status{Name: name}, nil
 	}
@@ -420,9 +530,11 @@ func (p *Provider) Status(ctx context.Context, name string) (lock.Status, error)
 }
 
 // Ping implements providers.Provider: a query of the table that reads no
-// row, which also checks that the schema is there.
+// row, which also checks that the schema is there, its permits column
+// included (a table created before semaphores fails it until `hasp store
+// init` adds the column).
 func (p *Provider) Ping(ctx context.Context) error {
-	it := p.client.Single().Query(ctx, spanner.Statement{SQL: "SELECT 1 FROM " + p.table + " WHERE FALSE"})
+	it := p.client.Single().Query(ctx, spanner.Statement{SQL: "SELECT " + permitsColumn + " FROM " + p.table + " WHERE FALSE"})
 	defer it.Stop()
 	_, err := it.Next()
 	if err != nil && !errors.Is(err, iterator.Done) {
@@ -474,17 +586,26 @@ var _ providers.Lister = (*Provider)(nil)
 // most names under the prefix are held, at worst every row under the prefix
 // (released rows stay, to keep their tokens). Expiry is judged by
 // Spanner's clock, as for Status. The continuation is the last name
-// listed.
+// read.
+//
+// A busy permit table passes the query's test (its expires_at is the
+// table's BusyUntil) but is listed only if a permit of it is live (not
+// only lock-delayed), with PermitTable.Status; so a page may hold fewer
+// than limit names and still have a continuation.
 func (p *Provider) List(ctx context.Context, prefix string, limit int, after string) ([]lock.Status, string, error) {
 	stmt := spanner.Statement{
-		SQL: `SELECT CURRENT_TIMESTAMP(), name, token, owner, metadata, expires_at, shown_expires_at FROM ` + p.table + `
+		SQL: `SELECT CURRENT_TIMESTAMP(), name, token, owner, metadata, expires_at, shown_expires_at, ` + permitsColumn + ` FROM ` + p.table + `
 WHERE STARTS_WITH(name, @prefix) AND name > @after AND lease_id IS NOT NULL AND expires_at > CURRENT_TIMESTAMP()
 ORDER BY name LIMIT @limit`,
 		Params: map[string]any{"prefix": prefix, "after": after, "limit": int64(limit)},
 	}
 	it := p.client.Single().Query(ctx, stmt)
 	defer it.Stop()
-	var out []lock.Status
+	var (
+		out  []lock.Status
+		read int
+		last string
+	)
 	for {
 		sr, err := it.Next()
 		if errors.Is(err, iterator.Done) {
@@ -498,16 +619,28 @@ ORDER BY name LIMIT @limit`,
 			name            string
 			owner, metadata spanner.NullString
 			exp, shown      spanner.NullTime
+			table           []byte
 		)
-		if err := sr.Columns(&r.now, &name, &r.token, &owner, &metadata, &exp, &shown); err != nil {
+		if err := sr.Columns(&r.now, &name, &r.token, &owner, &metadata, &exp, &shown, &table); err != nil {
 			return nil, "", mapErr(err)
+		}
+		read, last = read+1, name
+		t, err := decodeTable(table)
+		if err != nil {
+			return nil, "", err
+		}
+		if t != nil {
+			if st := t.Status(name, r.now); st.Held {
+				out = append(out, st)
+			}
+			continue
 		}
 		r.owner, r.metadata, r.expiresAt, r.shown = owner.StringVal, metadata.StringVal, exp.Time, shown.Time
 		out = append(out, lock.Status{Name: name, Held: true, Holder: r.held(name).Holder})
 	}
 	next := ""
-	if len(out) == limit {
-		next = out[len(out)-1].Name
+	if read == limit {
+		next = last
 	}
 	return out, next, nil
 }

@@ -1,0 +1,297 @@
+package spanner_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/api/option"
+	"google.golang.org/grpc"
+
+	"github.com/hasplock/hasp/local/testbed/launch"
+	"github.com/hasplock/hasp/local/testbed/spanneremu"
+	"github.com/hasplock/hasp/lock"
+	"github.com/hasplock/hasp/providers"
+	"github.com/hasplock/hasp/providers/providertest"
+	"github.com/hasplock/hasp/providers/spanner"
+	"github.com/hasplock/hasp/service"
+)
+
+// TestPermitRequestCounts: a semaphore acquire, renew and release each
+// cost three RPCs on a warm client: the strong single-use read of
+// LoadPermits, then StorePermits's read-write transaction (the query that
+// reads the row and begins it, and the commit). An acquire that finds
+// every permit taken stops after the read: one RPC.
+func TestPermitRequestCounts(t *testing.T) {
+	e := launch.Spanner(t)
+	p := open(t, e, database(t, e))
+	defer p.Close()
+	s := service.New(p)
+	ctx := context.Background()
+	_, err := s.Status(ctx, "warm") // opens the session
+	require.NoError(t, err)
+	count := func(what string, want int64, f func()) {
+		t.Helper()
+		before := p.BackendRequests()
+		f()
+		assert.Equal(t, want, p.BackendRequests()-before, what)
+	}
+	var a, b lock.Lease
+	count("first acquire (a new row)", 3, func() {
+		a, err = s.Acquire(ctx, lock.AcquireRequest{Name: "n", Permits: 2})
+		require.NoError(t, err)
+	})
+	count("second acquire", 3, func() {
+		b, err = s.Acquire(ctx, lock.AcquireRequest{Name: "n", Permits: 2})
+		require.NoError(t, err)
+	})
+	count("held acquire: the read decides", 1, func() {
+		_, err = s.TryAcquire(ctx, lock.AcquireRequest{Name: "n", Permits: 2})
+		require.ErrorIs(t, err, lock.ErrHeld)
+	})
+	count("plain acquire of a busy table: one transaction, as a held mutex", 2, func() {
+		_, err = s.TryAcquire(ctx, lock.AcquireRequest{Name: "n"})
+		require.ErrorIs(t, err, lock.ErrPermitsMismatch)
+	})
+	count("renew", 3, func() {
+		_, err = s.Renew(ctx, lock.RenewRequest{Name: "n", LeaseID: a.LeaseID, TTL: 5 * time.Second})
+		require.NoError(t, err)
+	})
+	count("status is one read", 1, func() {
+		st, err := s.Status(ctx, "n")
+		require.NoError(t, err)
+		assert.Len(t, st.Holders, 2)
+	})
+	for _, l := range []lock.Lease{a, b} {
+		count("release", 3, func() {
+			require.NoError(t, s.Release(ctx, lock.ReleaseRequest{Name: "n", LeaseID: l.LeaseID}))
+		})
+	}
+	count("release again: lost after the read", 1, func() {
+		require.ErrorIs(t, s.Release(ctx, lock.ReleaseRequest{Name: "n", LeaseID: a.LeaseID}), lock.ErrLeaseLost)
+	})
+	count("a plain acquire of the idle table takes the row over", 2, func() {
+		m, err := s.Acquire(ctx, lock.AcquireRequest{Name: "n"})
+		require.NoError(t, err)
+		assert.Greater(t, m.FencingToken, b.FencingToken)
+	})
+}
+
+// TestPermitRunAgainAfterApplied: the client library runs StorePermits's
+// transaction again after its commit was applied (answered Aborted here),
+// with another instance at work in between or not. The run finds the row
+// changed and answers a conflict; the service reads the row again and
+// recognises its own write: the acquire answers its permit, the release
+// answers released (its release mark), and a second release is lost.
+func TestPermitRunAgainAfterApplied(t *testing.T) {
+	e := launch.Spanner(t)
+	for _, tc := range []struct {
+		name    string
+		acquire bool // else release
+		other   bool // another instance takes a permit in between
+	}{
+		{"release, nobody in between", false, false},
+		{"release, a permit taken in between", false, true},
+		{"acquire, nobody in between", true, false},
+		{"acquire, a permit taken in between", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := database(t, e)
+			other := open(t, e, db)
+			defer other.Close()
+			others := service.New(other)
+			ctx := context.Background()
+			ab := &abortAppliedCommit{between: func() {
+				if tc.other {
+					_, err := others.TryAcquire(ctx, lock.AcquireRequest{Name: "n", Permits: 3})
+					require.NoError(t, err)
+				}
+			}}
+			p := open(t, e, db, spanner.WithClientOptions(option.WithGRPCDialOption(grpc.WithChainUnaryInterceptor(ab.intercept))))
+			defer p.Close()
+			s := service.New(p)
+			first, err := s.Acquire(ctx, lock.AcquireRequest{Name: "n", Permits: 3})
+			require.NoError(t, err)
+			ab.armed.Store(true)
+			if tc.acquire {
+				l, err := s.Acquire(ctx, lock.AcquireRequest{Name: "n", Permits: 3})
+				require.True(t, ab.done.Load(), "the acquire's commit was applied and answered Aborted")
+				require.NoError(t, err, "the permit is ours")
+				assert.Greater(t, l.FencingToken, first.FencingToken)
+				st, err := s.Status(ctx, "n")
+				require.NoError(t, err)
+				want := 2
+				if tc.other {
+					want = 3
+				}
+				require.Len(t, st.Holders, want, "one permit for the acquire, not two")
+				assert.Equal(t, l.FencingToken, st.Holders[1].FencingToken)
+				assert.Equal(t, l.ExpiresAt, st.Holders[1].ExpiresAt)
+				_, err = s.Renew(ctx, lock.RenewRequest{Name: "n", LeaseID: l.LeaseID})
+				require.NoError(t, err, "the permit holds")
+				return
+			}
+			err = s.Release(ctx, lock.ReleaseRequest{Name: "n", LeaseID: first.LeaseID})
+			require.True(t, ab.done.Load(), "the release's commit was applied and answered Aborted")
+			require.NoError(t, err, "the release went through")
+			st, err := s.Status(ctx, "n")
+			require.NoError(t, err)
+			assert.Equal(t, tc.other, st.Held)
+			require.ErrorIs(t, s.Release(ctx, lock.ReleaseRequest{Name: "n", LeaseID: first.LeaseID}), lock.ErrLeaseLost, "a second release is lost")
+		})
+	}
+}
+
+// TestPermitExpiryIsSpanners: a permit's expiry is measured from
+// Spanner's clock (LoadPermits's read timestamp), whatever the service's
+// clock says: with the service an hour behind or ahead, the permit still
+// ends TTL after the call by the machine's clock (the emulator's), and a
+// plain acquire by an unskewed instance, judged by Spanner's clock in its
+// transaction, finds the lock-delayed table busy.
+func TestPermitExpiryIsSpanners(t *testing.T) {
+	e := launch.Spanner(t)
+	db := database(t, e)
+	ctx := context.Background()
+	plain := service.New(open(t, e, db))
+	for _, skew := range []time.Duration{-time.Hour, time.Hour} {
+		c := &providertest.OffsetClock{}
+		c.Set(skew)
+		p := open(t, e, db, spanner.WithClock(c))
+		s := service.New(p)
+		name := fmt.Sprintf("skew%d", skew/time.Hour)
+		before := time.Now()
+		l, err := s.Acquire(ctx, lock.AcquireRequest{Name: name, TTL: 5 * time.Second, Permits: 2})
+		after := time.Now()
+		require.NoError(t, err)
+		assert.False(t, l.ExpiresAt.Before(before.Add(5*time.Second).Truncate(time.Millisecond)), "skew %s: expiry %v, sent at %v", skew, l.ExpiresAt, before)
+		assert.False(t, l.ExpiresAt.After(after.Add(5*time.Second)), "skew %s: expiry %v, answered at %v", skew, l.ExpiresAt, after)
+		m, err := s.Acquire(ctx, lock.AcquireRequest{Name: name + "d", TTL: 5 * time.Second, LockDelay: time.Second})
+		require.NoError(t, err)
+		_, err = plain.TryAcquire(ctx, lock.AcquireRequest{Name: name + "d"})
+		var held *lock.HeldError
+		require.ErrorAs(t, err, &held, "skew %s", skew)
+		assert.Equal(t, m.FencingToken, held.Holder.FencingToken)
+		assert.Equal(t, m.ExpiresAt, held.Holder.ExpiresAt)
+		assert.InDelta(t, 6*time.Second, held.RetryAfter, float64(time.Second), "skew %s: the rest of the TTL plus the lock-delay", skew)
+		require.NoError(t, p.Close())
+	}
+}
+
+// TestListPermitTables: List shows a semaphore with a live permit as its
+// table's status, and leaves out one whose permits are only lock-delayed
+// (its row still passes the query's expiry test); such a row still counts
+// toward the page, which then has a continuation.
+func TestListPermitTables(t *testing.T) {
+	e := launch.Spanner(t)
+	p := open(t, e, database(t, e))
+	defer p.Close()
+	s := service.New(p)
+	ctx := context.Background()
+	d, err := s.Acquire(ctx, lock.AcquireRequest{Name: "l/a", TTL: time.Second, LockDelay: time.Minute})
+	require.NoError(t, err)
+	sem, err := s.Acquire(ctx, lock.AcquireRequest{Name: "l/b", TTL: 10 * time.Second, Permits: 3, Owner: "o"})
+	require.NoError(t, err)
+	m, err := s.Acquire(ctx, lock.AcquireRequest{Name: "l/c", TTL: 10 * time.Second})
+	require.NoError(t, err)
+	time.Sleep(time.Until(d.ExpiresAt.Add(100 * time.Millisecond)))
+
+	items, next, err := p.List(ctx, "l/", 10, "")
+	require.NoError(t, err)
+	assert.Empty(t, next)
+	require.Len(t, items, 2, "l/a is only lock-delayed")
+	assert.Equal(t, "l/b", items[0].Name)
+	assert.Equal(t, 3, items[0].Permits)
+	require.Len(t, items[0].Holders, 1)
+	assert.Equal(t, sem.FencingToken, items[0].Holder.FencingToken)
+	assert.Equal(t, "o", items[0].Holder.Owner)
+	assert.Equal(t, "l/c", items[1].Name)
+	assert.Equal(t, m.FencingToken, items[1].Holder.FencingToken)
+
+	items, next, err = p.List(ctx, "l/", 1, "")
+	require.NoError(t, err)
+	assert.Empty(t, items, "the page read l/a only")
+	assert.Equal(t, "l/a", next)
+	items, _, err = p.List(ctx, "l/", 1, next)
+	require.NoError(t, err)
+	require.Len(t, items, 1)
+	assert.Equal(t, "l/b", items[0].Name)
+}
+
+// TestCreateSchemaAddsPermitsColumn: a table created before semaphores
+// (without the permits column) fails Ping and every operation until
+// CreateSchema (`hasp store init`) adds the column; it keeps its rows and
+// their tokens; running it again changes nothing.
+func TestCreateSchemaAddsPermitsColumn(t *testing.T) {
+	e := launch.Spanner(t)
+	ctx := context.Background()
+	old := strings.Replace(spanner.DDL(spanner.DefaultTable)[0], "  permits BYTES(MAX),\n", "", 1)
+	require.NotEqual(t, spanner.DDL(spanner.DefaultTable)[0], old)
+	db, err := spanneremu.CreateDatabase(ctx, e.Addr, "hasp-test", "locks", "oldschema", []string{old})
+	require.NoError(t, err)
+	p := open(t, e, db)
+	defer p.Close()
+	err = p.Ping(ctx)
+	require.Error(t, err, "the column is missing")
+	assert.NotErrorIs(t, err, lock.ErrUnavailable, "a misconfiguration, not an outage")
+
+	created, err := spanner.CreateSchema(ctx, db, spanner.DefaultTable, e.ClientOptions()...)
+	require.NoError(t, err)
+	assert.False(t, created, "the table was there")
+	require.NoError(t, p.Ping(ctx))
+	created, err = spanner.CreateSchema(ctx, db, spanner.DefaultTable, e.ClientOptions()...)
+	require.NoError(t, err)
+	assert.False(t, created)
+
+	s := service.New(p)
+	m, err := s.Acquire(ctx, lock.AcquireRequest{Name: "n"})
+	require.NoError(t, err)
+	require.NoError(t, s.Release(ctx, lock.ReleaseRequest{Name: "n", LeaseID: m.LeaseID}))
+	l, err := s.Acquire(ctx, lock.AcquireRequest{Name: "n", Permits: 2})
+	require.NoError(t, err)
+	assert.Greater(t, l.FencingToken, m.FencingToken)
+}
+
+// TestPermitTableLimits: a semaphore of lock.MaxPermits (1000) permits
+// whose owners and metadata are as long as allowed and made of characters
+// that JSON escapes sixfold (about 7.8 MB encoded, past the 2,621,440
+// characters of a STRING(MAX) value, within the 10 MiB of a BYTES(MAX)
+// one) is written, read and used: 999 permits written in one StorePermits,
+// the last taken through the service, then a held acquire, a status and a
+// release.
+func TestPermitTableLimits(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes an 8 MB row")
+	}
+	e := launch.Spanner(t)
+	p := open(t, e, database(t, e))
+	defer p.Close()
+	ctx := context.Background()
+	owner := strings.Repeat("<", lock.MaxOwnerLen)
+	md := strings.Repeat("\x01", lock.MaxMetadataLen)
+	rec, err := p.LoadPermits(ctx, "big")
+	require.NoError(t, err)
+	tab := providers.PermitTable{Permits: lock.MaxPermits}
+	exp := rec.Now.Add(time.Minute).UnixMilli()
+	for i := range lock.MaxPermits - 1 {
+		tab.Holders = append(tab.Holders, providers.Permit{Lease: providers.HashLeaseID(fmt.Sprint(i)), Owner: owner, Metadata: md, TTLms: 60000, ExpMs: exp, DelayMs: 60000})
+	}
+	tok, err := p.StorePermits(ctx, "big", rec, tab)
+	require.NoError(t, err)
+	t.Logf("%d permits: %d bytes encoded", len(tab.Holders), len(providers.EncodePermitTable(tab)))
+
+	s := service.New(p)
+	l, err := s.Acquire(ctx, lock.AcquireRequest{Name: "big", Permits: lock.MaxPermits, Owner: owner, Metadata: md, TTL: time.Minute})
+	require.NoError(t, err)
+	assert.Greater(t, l.FencingToken, tok)
+	_, err = s.TryAcquire(ctx, lock.AcquireRequest{Name: "big", Permits: lock.MaxPermits})
+	require.ErrorIs(t, err, lock.ErrHeld, "all 1000 permits are taken")
+	st, err := s.Status(ctx, "big")
+	require.NoError(t, err)
+	require.Len(t, st.Holders, lock.MaxPermits)
+	assert.Equal(t, md, st.Holder.Metadata)
+	require.NoError(t, s.Release(ctx, lock.ReleaseRequest{Name: "big", LeaseID: l.LeaseID}))
+}
