@@ -65,22 +65,40 @@ func CreateSchema(ctx context.Context, db string, table string, opts ...option.C
 		return false, err
 	}
 	defer dc.Close()
+	st, err := tableDDL(ctx, dc, db, table)
+	switch {
+	case err != nil:
+		return false, err
+	case st == "":
+		if err := updateDDL(ctx, dc, db, "create table "+table, DDL(table)); err != nil {
+			return false, err
+		}
+		return true, nil
+	case hasColumn(st, permitsColumn):
+		return false, nil
+	}
+	if err := updateDDL(ctx, dc, db, "add column "+permitsColumn+" to "+table, []string{AddPermitsColumn(table)}); err != nil {
+		// Another `hasp store init` may have added it meanwhile.
+		if st, err2 := tableDDL(ctx, dc, db, table); err2 != nil || !hasColumn(st, permitsColumn) {
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+// tableDDL returns the CREATE TABLE statement of table in db; "" when
+// there is none.
+func tableDDL(ctx context.Context, dc *database.DatabaseAdminClient, db, table string) (string, error) {
 	cur, err := dc.GetDatabaseDdl(ctx, &databasepb.GetDatabaseDdlRequest{Database: db})
 	if err != nil {
-		return false, fmt.Errorf("spanner: read the schema of %s: %w", db, err)
+		return "", fmt.Errorf("spanner: read the schema of %s: %w", db, err)
 	}
 	for _, st := range cur.Statements {
 		if f := strings.Fields(st); len(f) >= 3 && strings.EqualFold(f[0], "CREATE") && strings.EqualFold(f[1], "TABLE") && strings.EqualFold(strings.Trim(f[2], "`"), table) {
-			if hasColumn(st, permitsColumn) {
-				return false, nil
-			}
-			return false, updateDDL(ctx, dc, db, "add column "+permitsColumn+" to "+table, []string{AddPermitsColumn(table)})
+			return st, nil
 		}
 	}
-	if err := updateDDL(ctx, dc, db, "create table "+table, DDL(table)); err != nil {
-		return false, err
-	}
-	return true, nil
+	return "", nil
 }
 
 // updateDDL applies statements to db and waits for them.
