@@ -23,7 +23,17 @@ import (
 // 2000, because the emulator serializes read-write transactions (about 20
 // acquires a second under these faults).
 func TestSoak(t *testing.T) {
-	soak(t, 2, faults.Plan{Delay: 20 * time.Millisecond, DelayP: 0.02, ResetP: 0.001, DropResponseP: 0.002, Stall: 300 * time.Millisecond, StallP: 0.001}, 600)
+	soak(t, 2, faultPlan, 600, 1)
+}
+
+// faultPlan is TestSoak's faults.
+var faultPlan = faults.Plan{Delay: 20 * time.Millisecond, DelayP: 0.02, ResetP: 0.001, DropResponseP: 0.002, Stall: 300 * time.Millisecond, StallP: 0.001}
+
+// TestSoakSemaphore is TestSoak with semaphores of 3 permits, checked by
+// CheckPermits (make test runs 300 acquires: each is a read and a
+// read-write transaction, which the emulator serializes).
+func TestSoakSemaphore(t *testing.T) {
+	soak(t, 2, faultPlan, 300, 3)
 }
 
 // TestSoakPolling: six service instances that only poll (as Cloud Function
@@ -33,12 +43,13 @@ func TestSoak(t *testing.T) {
 // lease answering lease_lost is a violation of the soak. make test runs
 // 300 acquires.
 func TestSoakPolling(t *testing.T) {
-	soak(t, 6, faults.Plan{Delay: 20 * time.Millisecond, DelayP: 0.02, ResetP: 0.01, DropResponseP: 0.02, Stall: 300 * time.Millisecond, StallP: 0.01}, 300)
+	soak(t, 6, faults.Plan{Delay: 20 * time.Millisecond, DelayP: 0.02, ResetP: 0.01, DropResponseP: 0.02, Stall: 300 * time.Millisecond, StallP: 0.01}, 300, 1)
 }
 
 // soak runs the soak through n instances behind one fault proxy; short is
-// its size in make test (HASP_SOAK sets it, up to 10,000).
-func soak(t *testing.T, n int, plan faults.Plan, short int) {
+// its size in make test (HASP_SOAK sets it, up to 10,000); permits > 1
+// makes every name a semaphore.
+func soak(t *testing.T, n int, plan faults.Plan, short, permits int) {
 	e := launch.Spanner(t)
 	db := database(t, e)
 	proxy, err := faults.NewTCPProxy(e.Addr)
@@ -54,7 +65,7 @@ func soak(t *testing.T, n int, plan faults.Plan, short int) {
 	proxy.SetPlan(plan)
 	acquires := min(providertest.SoakAcquiresOr(short), 10000)
 	res := providertest.Soak(context.Background(), instances, providertest.SoakConfig{
-		Acquires: acquires, Progress: providertest.ProgressLogger(t), TTL: 2 * time.Second,
+		Acquires: acquires, Progress: providertest.ProgressLogger(t), TTL: 2 * time.Second, Permits: permits,
 	})
 	proxy.SetPlan(faults.Plan{})
 	f := proxy.Counts()
