@@ -76,6 +76,30 @@ type PermitRecord struct {
 	// Revision is the backend revision at which the record was read, for
 	// providers that watch (lock.HeldError.Revision); zero otherwise.
 	Revision int64
+	// MayBeStale says the read may have missed writes acknowledged before
+	// it was sent (a read served by one replica, as Cosmos DB's under
+	// Session consistency without a session token): a write based on the
+	// record is still safe (StorePermits fails with ErrConflict), but an
+	// answer given from it without a write may be false. The service
+	// confirms a lease_lost answer from such a record with
+	// PermitConfirmer.ConfirmPermits first; a provider that sets it
+	// implements PermitConfirmer. False for a read that sees every
+	// acknowledged write.
+	MayBeStale bool
+}
+
+// PermitConfirmer is implemented by a PermitStore whose LoadPermits may
+// return a stale record (PermitRecord.MayBeStale).
+type PermitConfirmer interface {
+	// ConfirmPermits checks, where the backend decides its conditional
+	// writes, that name's record is still the one rec read (rec as
+	// LoadPermits returned it, missing record included): nil if it is, an
+	// error wrapping ErrConflict if it is not (the service then reads
+	// again, as after a conflict). It changes nothing LoadPermits or the
+	// provider's other operations report; it may give the record a new
+	// Version (a compare-and-swap write of the record unchanged). An
+	// outcome the provider cannot know wraps lock.ErrUnavailable.
+	ConfirmPermits(ctx context.Context, name string, rec PermitRecord) error
 }
 
 // PermitTable is the permit table of a semaphore, or of a lock-delayed

@@ -24,6 +24,17 @@ import (
 // Cost: one read and one conditional write per acquire, renew or release,
 // plus one of each again per conflict (another writer changed the record
 // in between).
+//
+// A renew or release answers lease_lost without writing, from the record
+// it read. Where that read may be stale (PermitRecord.MayBeStale: it may
+// miss the write that granted or renewed the permit moments before,
+// through another instance), the answer is confirmed first
+// (PermitConfirmer.ConfirmPermits, one conditional write of the record
+// unchanged): a conflict means the read was stale, and the service reads
+// again as after any conflict. So lease_lost is never answered from a
+// stale read; it costs one request more there (held and permits_mismatch
+// answers are not confirmed: they are a moment old at worst, as a mutex's
+// held report is).
 
 // maxConflicts bounds how often one operation reads and writes again after
 // losing a race for the record; past it, the answer is ErrThrottled.
@@ -61,28 +72,44 @@ func (s *Service) attempt(ctx context.Context, req lock.AcquireRequest) (lock.Le
 
 // rewrite reads name's record, lets change decide (it returns the table
 // to write, or an answer), and writes the table back, reading again after
-// a conflict. sent tells change that this call wrote before: that write
-// lost a race, or applied while its answer was lost (the provider's
-// client sent it again, and that found the record changed).
+// a conflict. sent tells change that this call wrote a table before: that
+// write lost a race, or applied while its answer was lost (the provider's
+// client sent it again, and that found the record changed). A lease_lost
+// answer from a record that may be stale is confirmed first (see above).
 func (s *Service) rewrite(ctx context.Context, name string, change func(rec providers.PermitRecord, sent bool) (*providers.PermitTable, error)) (providers.PermitRecord, int64, error) {
 	ps, err := s.permitStore()
 	if err != nil {
 		return providers.PermitRecord{}, 0, err
 	}
+	confirmer, _ := providers.As[providers.PermitConfirmer](s.p)
 	pause := backoff.NewExponentialBackOff()
 	pause.InitialInterval, pause.MaxInterval = time.Millisecond, 50*time.Millisecond
-	for n := range maxConflicts {
+	sent := false
+	for range maxConflicts {
 		rec, err := ps.LoadPermits(ctx, name)
 		if err != nil {
 			return rec, 0, err
 		}
-		t, err := change(rec, n > 0)
-		if err != nil || t == nil {
-			return rec, 0, err
-		}
-		tok, err := ps.StorePermits(ctx, name, rec, *t)
-		if !errors.Is(err, providers.ErrConflict) {
-			return rec, tok, err
+		t, err := change(rec, sent)
+		if errors.Is(err, lock.ErrLeaseLost) && rec.MayBeStale && confirmer != nil {
+			// The permit may have been granted or renewed after the
+			// replica that served the read last heard: lost only if the
+			// record is still the one read.
+			if cerr := confirmer.ConfirmPermits(ctx, name, rec); !errors.Is(cerr, providers.ErrConflict) {
+				if cerr != nil {
+					return rec, 0, cerr
+				}
+				return rec, 0, err
+			}
+		} else {
+			if err != nil || t == nil {
+				return rec, 0, err
+			}
+			sent = true
+			tok, err := ps.StorePermits(ctx, name, rec, *t)
+			if !errors.Is(err, providers.ErrConflict) {
+				return rec, tok, err
+			}
 		}
 		select {
 		case <-time.After(pause.NextBackOff()):

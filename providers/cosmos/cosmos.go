@@ -106,16 +106,27 @@
 //
 //   - LoadPermits: one point read, always sent: never the version cache.
 //     The version is the document as read, etag included; Now is the
-//     provider's clock read before the read is sent.
+//     provider's clock read before the read is sent. The record is
+//     MayBeStale (providers.PermitRecord): see below.
 //   - StorePermits: one replace with If-Match on that etag, or, for a name
 //     without a document, one create (which fails if one exists). A 412,
 //     409 or 404 is providers.ErrConflict: the service reads again.
+//   - ConfirmPermits (providers.PermitConfirmer), before a renew or release
+//     answers lease_lost: one replace of the document as read by itself,
+//     with If-Match on its etag (for a name without a document, one patch
+//     conditioned on "FROM c WHERE false", which writes nothing: 404 means
+//     no document). Success confirms the read; a 412 is
+//     providers.ErrConflict: the read was stale, and the service reads again.
 //
 // So a semaphore acquire, renew or release costs two requests, a read and
 // a replace (a read and a create for a new name), plus a read and a write
 // again for each race lost to another writer; an acquire that finds every
 // permit taken costs one read; so does a plain acquire of a busy table
-// (a failed replace and a read if this instance remembers it idle).
+// (a failed replace and a read if this instance remembers it idle); a
+// renew or release that answers lease_lost costs two, a read and the
+// confirming replace (or patch), plus a read and a confirmation again for
+// each stale read. The confirming replace is charged as a replace of the
+// document (see Limits); a failed patch, as a small write.
 //
 // LoadPermits does not start from the remembered version, although the
 // etag check would make a write based on a stale one safe (it fails with
@@ -133,12 +144,37 @@
 // read is served by one replica with the account's consistency (Session,
 // without a session token): it can miss another instance's write of the
 // last moments. Then the write fails (its etag is no longer current), or,
-// where the service answers without writing, the answer is a moment old: a
-// held or permits_mismatch report, as on the mutex path, or lease_lost
-// for the renew or release of a permit granted or renewed through another
-// instance in that moment. Never a permit beyond the count nor a token
-// twice. With Strong consistency the read is a quorum read and has no such
-// window.
+// where the service answers without writing, the answer could be a moment
+// old. Held and permits_mismatch reports are answered from the read, a
+// moment old at worst, as on the mutex path (the caller waits and tries
+// again). lease_lost is never answered from the read alone: the read
+// could lack a permit granted or renewed through another instance in that
+// moment, so the service first has the primary confirm that the document
+// is still the version read (ConfirmPermits: an If-Match replace of it by
+// itself, which the primary refuses with 412 if any write came after the
+// version read; for no document, a patch that only the primary's 404
+// passes). Every negative answer of a renew or release is thereby
+// decided by the primary, as the mutex path's patches are. This holds
+// whatever the account's consistency; with Strong the reads have no such
+// window, and the confirmation is merely redundant.
+//
+// A one-operation transactional batch (a ReadItem in
+// ContainerClient.ExecuteTransactionalBatch) would be a single request,
+// but Microsoft's documentation does not say that it reads at the primary
+// or sees every acknowledged write: "Transactional batch operations in
+// Azure Cosmos DB" (learn.microsoft.com/azure/cosmos-db/transactional-batch)
+// says "The service receives the request and executes all operations
+// within a transactional scope" and promises "ACID compliant transactions
+// with snapshot isolation for operations within the same logical
+// partition key", and "Transactions and optimistic concurrency control"
+// (learn.microsoft.com/azure/cosmos-db/database-transactions-optimistic-concurrency)
+// that operations "are transactionally executed within the database engine
+// that's hosted by the replica of the partition" — isolation within the
+// batch, not which replica, nor its freshness. (The SDKs send a batch to
+// the primary as a write, and the .NET direct transport still attaches a
+// session token to it "since it can have Reads in it", but that is
+// implementation, not a documented guarantee.) So the confirmation above,
+// which relies only on the documented If-Match semantics, is used instead.
 //
 // The SDK (azcore's retry policy) may send a replace or create again when
 // its answer was lost (a 503, say); the resend finds the etag changed (412)

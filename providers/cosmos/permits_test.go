@@ -1,11 +1,16 @@
 package cosmos_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -83,6 +88,26 @@ func TestPermitRequestCounts(t *testing.T) {
 			_, err = s.TryAcquire(ctx, lock.AcquireRequest{Name: "sem"})
 			require.ErrorIs(t, err, lock.ErrPermitsMismatch)
 			step(t, "plain acquire of a busy table", map[string]int{read: 1}, cnt, p, n)
+
+			// lease_lost is confirmed before it is answered (the read may be
+			// stale): a replace of the document by itself, If-Match.
+			n = p.BackendRequests()
+			_, err = s.Renew(ctx, lock.RenewRequest{Name: "sem", LeaseID: providers.PermitLeaseID()})
+			require.ErrorIs(t, err, lock.ErrLeaseLost)
+			step(t, "renew of a permit not in the table", map[string]int{read: 1, replace: 1}, cnt, p, n)
+			n = p.BackendRequests()
+			require.ErrorIs(t, s.Release(ctx, lock.ReleaseRequest{Name: "sem", LeaseID: providers.PermitLeaseID()}), lock.ErrLeaseLost)
+			step(t, "release of a permit not in the table", map[string]int{read: 1, replace: 1}, cnt, p, n)
+			// No document: a patch whose condition is false, which the
+			// primary answers 404 and which creates nothing.
+			n = p.BackendRequests()
+			_, err = s.Renew(ctx, lock.RenewRequest{Name: "none", LeaseID: providers.PermitLeaseID()})
+			require.ErrorIs(t, err, lock.ErrLeaseLost)
+			step(t, "renew of a permit of a name without a document", map[string]int{read: 1, patch: 1}, cnt, p, n)
+			rec, err := p.LoadPermits(ctx, "none")
+			require.NoError(t, err)
+			assert.Nil(t, rec.Version, "still no document")
+			cnt.reset()
 
 			for _, l := range []lock.Lease{a, bl, c} {
 				n = p.BackendRequests()
@@ -276,5 +301,127 @@ func TestPermitWriteRetriedAfterApplied(t *testing.T) {
 			_, err = s.Renew(ctx, lock.RenewRequest{Name: "n", LeaseID: l.LeaseID})
 			assert.NoError(t, err)
 		})
+	}
+}
+
+// staleRead plays a lagging replica: snap records the answer to the next
+// read of a document (passing it on), and arm makes the next read of a
+// document get that recorded answer instead of the current one, once, as
+// a read served by a replica that has not yet applied the writes since
+// would (Session consistency without a session token).
+type staleRead struct {
+	base   http.RoundTripper
+	mu     sync.Mutex
+	record bool
+	serve  bool
+	status int
+	header http.Header
+	body   []byte
+	served atomic.Int32
+}
+
+func (s *staleRead) snap() { s.mu.Lock(); s.record = true; s.mu.Unlock() }
+func (s *staleRead) arm()  { s.mu.Lock(); s.serve = true; s.mu.Unlock() }
+
+func isDocRead(r *http.Request) bool {
+	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	return r.Method == http.MethodGet && len(parts) == 6 && parts[4] == "docs"
+}
+
+func (s *staleRead) RoundTrip(r *http.Request) (*http.Response, error) {
+	if !isDocRead(r) {
+		return s.base.RoundTrip(r)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.serve && s.header != nil {
+		s.serve = false
+		s.served.Add(1)
+		return &http.Response{
+			StatusCode: s.status, Status: http.StatusText(s.status), Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+			Header: s.header.Clone(), Body: io.NopCloser(bytes.NewReader(s.body)), ContentLength: int64(len(s.body)), Request: r,
+		}, nil
+	}
+	resp, err := s.base.RoundTrip(r)
+	if err != nil || !s.record {
+		return resp, err
+	}
+	s.record = false
+	body, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	s.status, s.header, s.body = resp.StatusCode, resp.Header.Clone(), body
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	return resp, nil
+}
+
+// TestPermitStaleRead: a renew or release of a permit granted through
+// another instance moments before, whose read is served a copy of the
+// document from before that grant (the table without the permit, no
+// document, or the mutex lease the table replaced), does not answer
+// lease_lost: the provider marks its reads MayBeStale, the service
+// confirms a lease_lost answer with a conditional write of the record
+// unchanged (a replace with If-Match, or for no document a patch whose
+// condition is false), the primary refuses it (412), and the service
+// reads again and finds the permit. A renew of a permit that is really
+// gone still answers lease_lost.
+func TestPermitStaleRead(t *testing.T) {
+	b := newBackend(t, "permit-stale")
+	for _, before := range []string{"table", "none", "mutex"} {
+		for _, op := range []string{"renew", "release"} {
+			t.Run(before+"/"+op, func(t *testing.T) {
+				ctx := context.Background()
+				other := service.New(b.open(t)) // another service instance
+				st := &staleRead{base: b.rt}
+				p, err := cosmos.New(b.config(st))
+				require.NoError(t, err)
+				defer p.Close()
+				s := service.New(p)
+				name := "stale/" + before + "/" + op
+				sem := lock.AcquireRequest{Name: name, Permits: 2, TTL: 10 * time.Second}
+				var m lock.Lease
+				switch before {
+				case "table":
+					_, err = other.Acquire(ctx, sem)
+				case "mutex":
+					m, err = other.Acquire(ctx, lock.AcquireRequest{Name: name, TTL: 30 * time.Second})
+				}
+				require.NoError(t, err)
+
+				// The copy the lagging replica keeps: a table without the
+				// permit, no document, or a live mutex lease.
+				st.snap()
+				_, err = s.Status(ctx, name)
+				require.NoError(t, err)
+
+				if before == "mutex" {
+					require.NoError(t, other.Release(ctx, lock.ReleaseRequest{Name: name, LeaseID: m.LeaseID}))
+				}
+				a, err := other.Acquire(ctx, sem)
+				require.NoError(t, err, "granted through the other instance")
+
+				st.arm()
+				switch op {
+				case "renew":
+					l, err := s.Renew(ctx, lock.RenewRequest{Name: name, LeaseID: a.LeaseID})
+					require.NoError(t, err, "no false lease_lost")
+					assert.Equal(t, a.FencingToken, l.FencingToken)
+				case "release":
+					require.NoError(t, s.Release(ctx, lock.ReleaseRequest{Name: name, LeaseID: a.LeaseID}), "no false lease_lost")
+					_, err := other.Renew(ctx, lock.RenewRequest{Name: name, LeaseID: a.LeaseID})
+					require.ErrorIs(t, err, lock.ErrLeaseLost, "released")
+				}
+				assert.Equal(t, int32(1), st.served.Load(), "the first read was served the old copy")
+
+				// A permit that is not in the table: lease_lost, confirmed,
+				// from an old copy too.
+				st.arm()
+				_, err = s.Renew(ctx, lock.RenewRequest{Name: name, LeaseID: providers.PermitLeaseID()})
+				require.ErrorIs(t, err, lock.ErrLeaseLost)
+				assert.Equal(t, int32(2), st.served.Load())
+			})
+		}
 	}
 }
