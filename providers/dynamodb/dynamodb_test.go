@@ -159,22 +159,23 @@ func TestCleanupOption(t *testing.T) {
 	assert.Less(t, l.FencingToken, lock.MaxFencingToken)
 }
 
-// dropFirstRelease applies the first release it sends, runs between
-// (other clients at work), then loses the release's answer (a reset
-// connection), so that the SDK retries it after between's changes.
-type dropFirstRelease struct {
+// dropFirstWrite applies the first UpdateItem whose body contains match,
+// runs between (other clients at work), then loses the answer (a reset
+// connection), so that the SDK sends it again after between's changes.
+type dropFirstWrite struct {
+	match   []byte
 	dropped atomic.Bool
 	between func()
 }
 
-func (d *dropFirstRelease) RoundTrip(r *http.Request) (*http.Response, error) {
+func (d *dropFirstWrite) RoundTrip(r *http.Request) (*http.Response, error) {
 	var body []byte
 	if r.Body != nil {
 		body, _ = io.ReadAll(r.Body)
 		r.Body = io.NopCloser(bytes.NewReader(body))
 	}
 	resp, err := http.DefaultTransport.RoundTrip(r)
-	if err != nil || !bytes.Contains(body, []byte(":rel")) || d.dropped.Swap(true) {
+	if err != nil || r.Header.Get("X-Amz-Target") != updateItem || !bytes.Contains(body, d.match) || d.dropped.Swap(true) {
 		return resp, err
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
@@ -216,7 +217,7 @@ func TestReleaseRetriedAfterApplied(t *testing.T) {
 				others := service.New(other)
 				ctx := context.Background()
 				var last lock.Lease
-				drop := &dropFirstRelease{between: func() {
+				drop := &dropFirstWrite{match: []byte(":rel"), between: func() {
 					for range tc.cycles {
 						l, err := others.TryAcquire(ctx, lock.AcquireRequest{Name: "n"})
 						require.NoError(t, err)

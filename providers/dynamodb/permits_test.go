@@ -1,13 +1,8 @@
 package dynamodb_test
 
 import (
-	"bytes"
 	"context"
-	"io"
-	"net"
 	"net/http"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -105,33 +100,6 @@ func TestPermitList(t *testing.T) {
 	assert.Len(t, page[0].Holders, 2)
 	assert.Equal(t, b.FencingToken, page[0].Holder.FencingToken)
 	assert.Equal(t, a.FencingToken, page[0].Holders[0].FencingToken)
-}
-
-// dropFirstWrite applies the first UpdateItem whose body contains match,
-// runs between (other clients at work), then loses the answer (a reset
-// connection), so that the SDK sends it again after between's changes.
-type dropFirstWrite struct {
-	match   []byte
-	dropped atomic.Bool
-	between func()
-}
-
-func (d *dropFirstWrite) RoundTrip(r *http.Request) (*http.Response, error) {
-	var body []byte
-	if r.Body != nil {
-		body, _ = io.ReadAll(r.Body)
-		r.Body = io.NopCloser(bytes.NewReader(body))
-	}
-	resp, err := http.DefaultTransport.RoundTrip(r)
-	if err != nil || r.Header.Get("X-Amz-Target") != updateItem || !bytes.Contains(body, d.match) || d.dropped.Swap(true) {
-		return resp, err
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	_ = resp.Body.Close()
-	if d.between != nil {
-		d.between()
-	}
-	return nil, &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
 }
 
 // TestPermitWriteRetriedAfterApplied: the SDK sends again a permit write

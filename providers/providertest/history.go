@@ -88,15 +88,7 @@ func CheckHolds(holds []Hold) error {
 			}
 		}
 	}
-	if len(bad) == 0 {
-		return nil
-	}
-	sort.Strings(bad)
-	n := len(bad)
-	if n > 10 {
-		bad = bad[:10]
-	}
-	return fmt.Errorf("%d safety violations:\n  %s", n, strings.Join(bad, "\n  "))
+	return violations(bad)
 }
 
 // CheckPermits checks a history of holds of semaphores of permits
@@ -165,6 +157,11 @@ func CheckPermits(holds []Hold, permits int) error {
 			}
 		}
 	}
+	return violations(bad)
+}
+
+// violations is nil for none, else an error that lists (up to 10 of) them.
+func violations(bad []string) error {
 	if len(bad) == 0 {
 		return nil
 	}

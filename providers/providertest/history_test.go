@@ -15,14 +15,28 @@ func sent(h Hold, at time.Time) Hold {
 	return h
 }
 
+// checkCase is a history and whether a checker must accept it.
+type checkCase struct {
+	name  string
+	holds []Hold
+	ok    bool
+}
+
+func runChecks(t *testing.T, tests []checkCase, check func([]Hold) error) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := check(tt.holds); (err == nil) != tt.ok {
+				t.Fatalf("check = %v, want ok=%v", err, tt.ok)
+			}
+		})
+	}
+}
+
 func TestCheckHolds(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
-	tests := []struct {
-		name  string
-		holds []Hold
-		ok    bool
-	}{
+	tests := []checkCase{
 		{"empty", nil, true},
 		{"sequential", []Hold{hold("a", 1, at(0), at(10), 1), hold("a", 2, at(10), at(20), 2)}, true},
 		{"other names may overlap", []Hold{hold("a", 1, at(0), at(10), 1), hold("b", 1, at(5), at(15), 2)}, true},
@@ -33,24 +47,13 @@ func TestCheckHolds(t *testing.T) {
 		{"token too large", []Hold{hold("a", 1<<53, at(0), at(10), 1)}, false},
 		{"unsorted input", []Hold{hold("a", 2, at(10), at(20), 2), hold("a", 1, at(0), at(10), 1)}, true},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := CheckHolds(tt.holds)
-			if (err == nil) != tt.ok {
-				t.Fatalf("CheckHolds = %v, want ok=%v", err, tt.ok)
-			}
-		})
-	}
+	runChecks(t, tests, CheckHolds)
 }
 
 func TestCheckPermits(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
-	tests := []struct {
-		name  string
-		holds []Hold
-		ok    bool
-	}{
+	tests := []checkCase{
 		{"empty", nil, true},
 		{"two of two overlap", []Hold{hold("a", 1, at(0), at(10), 1), hold("a", 2, at(5), at(15), 2)}, true},
 		{"three of two overlap", []Hold{hold("a", 1, at(0), at(10), 1), hold("a", 2, at(5), at(15), 2), hold("a", 3, at(9), at(20), 3)}, false},
@@ -62,12 +65,5 @@ func TestCheckPermits(t *testing.T) {
 		{"concurrent grants in any order", []Hold{sent(hold("a", 2, at(2), at(10), 1), at(0)), sent(hold("a", 1, at(5), at(15), 2), at(1))}, true},
 		{"grant order broken", []Hold{sent(hold("a", 2, at(2), at(10), 1), at(0)), sent(hold("a", 1, at(5), at(15), 2), at(3))}, false},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := CheckPermits(tt.holds, 2)
-			if (err == nil) != tt.ok {
-				t.Fatalf("CheckPermits = %v, want ok=%v", err, tt.ok)
-			}
-		})
-	}
+	runChecks(t, tests, func(holds []Hold) error { return CheckPermits(holds, 2) })
 }

@@ -25,10 +25,7 @@ func runPermits(t *testing.T, open func(t *testing.T) *service.Service, cfg Cont
 		t.Run("Unsupported", func(t *testing.T) { testPermitsUnsupported(t, probe, uniqueName(t)) })
 		return
 	}
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s *service.Service, name string)
-	}{
+	tests := []semanticsTest{
 		{"Semaphore", testSemaphore},
 		{"PermitsMismatch", testPermitsMismatch},
 		{"SemaphoreRenewAndExpiry", testSemaphoreExpiry},
@@ -37,14 +34,7 @@ func runPermits(t *testing.T, open func(t *testing.T) *service.Service, cfg Cont
 		{"LockDelayNotAfterRelease", testLockDelayReleased},
 		{"TokensAcrossMutexAndSemaphore", testTokensAcrossKinds},
 	}
-	t.Run("Semantics", func(t *testing.T) {
-		for _, tt := range tests {
-			t.Run(tt.name, func(t *testing.T) {
-				t.Parallel()
-				tt.fn(t, open(t), uniqueName(t))
-			})
-		}
-	})
+	t.Run("Semantics", func(t *testing.T) { runParallel(t, open, tests) })
 	t.Run("Contention", func(t *testing.T) {
 		testPermitContention(t, []*service.Service{open(t), open(t)}, cfg)
 	})

@@ -67,10 +67,7 @@ func Run(t *testing.T, h Harness) {
 		t.Cleanup(func() { _ = p.Close() })
 		return service.New(p)
 	}
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s *service.Service, name string)
-	}{
+	tests := []semanticsTest{
 		{"AcquireRenewReleaseStatus", testHappyPath},
 		{"StatusOfUnknownName", testStatusUnknown},
 		{"Held", testHeld},
@@ -95,12 +92,7 @@ func Run(t *testing.T, h Harness) {
 	// The sub-tests run in parallel inside this group, which returns when
 	// they all have.
 	t.Run("Semantics", func(t *testing.T) {
-		for _, tt := range tests {
-			t.Run(tt.name, func(t *testing.T) {
-				t.Parallel()
-				tt.fn(t, open(t), uniqueName(t))
-			})
-		}
+		runParallel(t, open, tests)
 		t.Run("ServiceClockTakeover", func(t *testing.T) {
 			if h.OpenWithClock == nil {
 				t.Skip("provider does not judge expiry by the service's clock")
@@ -133,6 +125,24 @@ func Run(t *testing.T, h Harness) {
 		}
 		testRestart(t, h, uniqueName(t))
 	})
+}
+
+// semanticsTest is one sub-test of a group that runs in parallel, each on
+// its own service instance and name.
+type semanticsTest struct {
+	name string
+	fn   func(t *testing.T, s *service.Service, name string)
+}
+
+// runParallel runs tests in parallel inside t (which returns when they all
+// have), each on a service from open and a name of its own.
+func runParallel(t *testing.T, open func(t *testing.T) *service.Service, tests []semanticsTest) {
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tt.fn(t, open(t), uniqueName(t))
+		})
+	}
 }
 
 func uniqueName(t *testing.T) string {
