@@ -32,7 +32,13 @@ type version struct{ updated time.Time }
 // Spanner's clock, by which the mutex path judges expiry too, at the
 // instant the row was read; the write that StorePermits then makes
 // commits later.
+//
+// On a table without the permits column it answers an error wrapping
+// providers.ErrUnsupported (see the package doc, Upgrading).
 func (p *Provider) LoadPermits(ctx context.Context, name string) (providers.PermitRecord, error) {
+	if err := p.permitsReady(ctx, name); err != nil {
+		return providers.PermitRecord{}, err
+	}
 	ro := p.client.Single()
 	r, err := p.read(ctx, ro, name)
 	if err != nil {
@@ -61,8 +67,12 @@ func (p *Provider) LoadPermits(ctx context.Context, name string) (providers.Perm
 // client library runs the transaction again after a commit that was
 // applied (one answered Aborted, say), the run finds the row changed by
 // that commit and answers ErrConflict too; the service then reads the
-// row and finds its own write.
+// row and finds its own write. On a table without the permits column it
+// answers an error wrapping providers.ErrUnsupported.
 func (p *Provider) StorePermits(ctx context.Context, name string, prev providers.PermitRecord, t providers.PermitTable) (int64, error) {
+	if err := p.permitsReady(ctx, name); err != nil {
+		return 0, err
+	}
 	want, _ := prev.Version.(version)
 	var tok int64
 	err := p.transact(ctx, name, func(tx *spanner.ReadWriteTransaction, r row) error {

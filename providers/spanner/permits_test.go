@@ -13,7 +13,6 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/hasplock/hasp/local/testbed/launch"
-	"github.com/hasplock/hasp/local/testbed/spanneremu"
 	"github.com/hasplock/hasp/lock"
 	"github.com/hasplock/hasp/providers"
 	"github.com/hasplock/hasp/providers/providertest"
@@ -219,40 +218,6 @@ func TestListPermitTables(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, items, 1)
 	assert.Equal(t, "l/b", items[0].Name)
-}
-
-// TestCreateSchemaAddsPermitsColumn: a table created before semaphores
-// (without the permits column) fails Ping and every operation until
-// CreateSchema (`hasp store init`) adds the column; it keeps its rows and
-// their tokens; running it again changes nothing.
-func TestCreateSchemaAddsPermitsColumn(t *testing.T) {
-	e := launch.Spanner(t)
-	ctx := context.Background()
-	old := strings.Replace(spanner.DDL(spanner.DefaultTable)[0], "  permits BYTES(MAX),\n", "", 1)
-	require.NotEqual(t, spanner.DDL(spanner.DefaultTable)[0], old)
-	db, err := spanneremu.CreateDatabase(ctx, e.Addr, "hasp-test", "locks", "oldschema", []string{old})
-	require.NoError(t, err)
-	p := open(t, e, db)
-	defer p.Close()
-	err = p.Ping(ctx)
-	require.Error(t, err, "the column is missing")
-	assert.NotErrorIs(t, err, lock.ErrUnavailable, "a misconfiguration, not an outage")
-
-	created, err := spanner.CreateSchema(ctx, db, spanner.DefaultTable, e.ClientOptions()...)
-	require.NoError(t, err)
-	assert.False(t, created, "the table was there")
-	require.NoError(t, p.Ping(ctx))
-	created, err = spanner.CreateSchema(ctx, db, spanner.DefaultTable, e.ClientOptions()...)
-	require.NoError(t, err)
-	assert.False(t, created)
-
-	s := service.New(p)
-	m, err := s.Acquire(ctx, lock.AcquireRequest{Name: "n"})
-	require.NoError(t, err)
-	require.NoError(t, s.Release(ctx, lock.ReleaseRequest{Name: "n", LeaseID: m.LeaseID}))
-	l, err := s.Acquire(ctx, lock.AcquireRequest{Name: "n", Permits: 2})
-	require.NoError(t, err)
-	assert.Greater(t, l.FencingToken, m.FencingToken)
 }
 
 // TestPermitTableLimits: a semaphore of lock.MaxPermits (1000) permits

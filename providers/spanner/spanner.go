@@ -67,7 +67,11 @@
 // row: an acquire of a busy table fails with PermitTable.Blocking, one of
 // an idle table takes the row over as an expired lease's (token+1, permits
 // set to NULL), Status and List answer PermitTable.Status (List only the
-// names with a live permit).
+// names with a live permit). The column counts only beside lease_id
+// "permit-table": a writer that does not know the column (a version
+// before semaphores, or this one before it found the column, see
+// Upgrading) takes an idle table over without clearing it, and the lease
+// it wrote is then the row's (TestStalePermitsIgnored).
 //
 // The service (package service) decides; the provider reads and writes:
 //
@@ -128,12 +132,35 @@
 // that retry on conflicts (the service gives up after 32 in a row:
 // throttled). Spread heavy use over names.
 //
-// Upgrading: tables created before semaphores lack the permits column,
-// and this version's reads name it, so every operation (and Ping) fails
-// with an internal error until `hasp store init` (CreateSchema) runs
-// AddPermitsColumn's ALTER TABLE; run it before deploying this version.
-// The column is nullable, so the change is instant and the rows keep
-// their tokens.
+// Upgrading: tables created before semaphores lack the permits column. The
+// provider asks INFORMATION_SCHEMA.COLUMNS whether the table has it on its
+// first call (Ping, an operation or a listing: one query more, once per
+// provider, again on each call while the table is missing;
+// INFORMATION_SCHEMA is readable by whoever may read the database's data,
+// spanner.databases.select, as in roles/spanner.databaseReader or
+// databaseUser) and keeps the answer. Without the column, acquire, renew,
+// release, Status, List and Ping read and write the columns they did
+// before semaphores, at the same request counts, with the same answers
+// (TestOldTableServesMutexes), and LoadPermits and StorePermits answer an
+// error wrapping providers.ErrUnsupported (the API's 501 unsupported) that
+// says to run `hasp store init --store spanner://...` (CreateSchema),
+// which adds the column with AddPermitsColumn's ALTER TABLE; the column is
+// nullable, so the change is instant and the rows keep their tokens. So
+// this version can be deployed before or after `hasp store init`. A
+// provider that found the column missing finds it added (without a
+// restart) when a permit operation asks INFORMATION_SCHEMA again, at most
+// once every 10 seconds (in between, such an operation reads the name's
+// row instead: one RPC), or when a read of a name's row (an operation,
+// Status) meets a permit table, which only a provider that found the
+// column writes (TestOldTableUpgrade). Until then it treats such a table
+// as a lease held until the table's BusyUntil: its acquires wait or fail
+// held, never overlap a permit, as do those of the version before
+// semaphores, which may still run during a rollout after `hasp store init`
+// (the permits a row keeps after either takes its table over are ignored,
+// by the rule above). Fine-grained access control filters
+// INFORMATION_SCHEMA by the database role: a role that cannot see the
+// column (no SELECT on it, and not in spanner_info_reader) is served as if
+// the table lacked it.
 //
 // Store URL: "spanner://projects/P/instances/I/databases/D[?table=T]", with
 // credentials from Application Default Credentials, or the emulator named
@@ -148,6 +175,7 @@ import (
 	"log"
 	"os"
 	"regexp"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -193,7 +221,17 @@ type Provider struct {
 	clock    lock.Clock
 	calls    atomic.Int64 // gRPC calls to Spanner, for providers.RequestCounter
 
-	qRow string // reads a row with Spanner's clock
+	// column is what the provider knows of the permits column
+	// (columnUnknown, columnAbsent, columnPresent).
+	column atomic.Int32
+	// mu guards checkedAt, when the column was last asked about; recheck
+	// is recheckInterval (shorter in tests).
+	mu        sync.Mutex
+	checkedAt time.Time
+	recheck   time.Duration
+
+	qRow    string // reads a row with Spanner's clock
+	qRowOld string // the same, of a table without the permits column
 }
 
 var (
@@ -220,7 +258,7 @@ func WithClock(c lock.Clock) Option { return func(p *Provider) { p.clock = c } }
 
 // New connects to database ("projects/P/instances/I/databases/D").
 func New(ctx context.Context, database string, opts ...Option) (*Provider, error) {
-	p := &Provider{table: DefaultTable, clock: lock.SystemClock{}}
+	p := &Provider{table: DefaultTable, clock: lock.SystemClock{}, recheck: recheckInterval}
 	for _, o := range opts {
 		o(p)
 	}
@@ -253,6 +291,8 @@ func New(ctx context.Context, database string, opts ...Option) (*Provider, error
 	p.client, p.database = c, database
 	p.qRow = `SELECT CURRENT_TIMESTAMP(), l.token, l.lease_id, l.owner, l.metadata, l.ttl_ms, l.expires_at, l.shown_expires_at, l.updated_at, l.permits
 FROM (SELECT 1) AS one LEFT JOIN ` + p.table + ` AS l ON l.name = @name`
+	p.qRowOld = `SELECT CURRENT_TIMESTAMP(), l.token, l.lease_id, l.owner, l.metadata, l.ttl_ms, l.expires_at, l.shown_expires_at
+FROM (SELECT 1) AS one LEFT JOIN ` + p.table + ` AS l ON l.name = @name`
 	return p, nil
 }
 
@@ -276,7 +316,10 @@ type row struct {
 	shown     time.Time // the expiry the holder was told
 	updated   time.Time // commit timestamp of the row's last write: its version
 	// table is the row's permit table (lease_id is then tableLease and
-	// expires_at the table's BusyUntil); nil for a plain row.
+	// expires_at the table's BusyUntil); nil for a plain row, and for
+	// every row of a table without the permits column. A permits value
+	// beside another lease_id is stale (left by a writer that did not
+	// know the column) and ignored.
 	table *providers.PermitTable
 }
 
@@ -316,8 +359,17 @@ type querier interface {
 	Query(ctx context.Context, stmt spanner.Statement) *spanner.RowIterator
 }
 
+// read reads name's row, with the permits column when the table has it.
+// Without it, a row that holds a permit table reads as a lease held until
+// the table's BusyUntil, and shows that the column has been added since it
+// was found missing.
 func (p *Provider) read(ctx context.Context, q querier, name string) (row, error) {
-	it := q.Query(ctx, spanner.Statement{SQL: p.qRow, Params: map[string]any{"name": name}})
+	has := p.hasPermits()
+	sql := p.qRowOld
+	if has {
+		sql = p.qRow
+	}
+	it := q.Query(ctx, spanner.Statement{SQL: sql, Params: map[string]any{"name": name}})
 	defer it.Stop()
 	sr, err := it.Next()
 	if err != nil {
@@ -330,12 +382,23 @@ func (p *Provider) read(ctx context.Context, q querier, name string) (row, error
 		exp, shown, updated      spanner.NullTime
 		table                    []byte
 	)
-	if err := sr.Columns(&r.now, &token, &leaseID, &owner, &metadata, &ttl, &exp, &shown, &updated, &table); err != nil {
+	cols := []any{&r.now, &token, &leaseID, &owner, &metadata, &ttl, &exp, &shown}
+	if has {
+		cols = append(cols, &updated, &table)
+	}
+	if err := sr.Columns(cols...); err != nil {
 		return row{}, err
 	}
 	r.exists = token.Valid
 	r.token, r.leaseID, r.owner, r.metadata = token.Int64, leaseID.StringVal, owner.StringVal, metadata.StringVal
 	r.ttl, r.expiresAt, r.shown, r.updated = time.Duration(ttl.Int64)*time.Millisecond, exp.Time, shown.Time, updated.Time
+	if r.leaseID != tableLease {
+		return r, nil
+	}
+	if !has {
+		p.column.Store(columnPresent)
+		return r, nil
+	}
 	if r.table, err = decodeTable(table); err != nil {
 		return row{}, err
 	}
@@ -356,7 +419,10 @@ func decodeTable(b []byte) (*providers.PermitTable, error) {
 
 func nullable(s string) spanner.NullString { return spanner.NullString{StringVal: s, Valid: s != ""} }
 
-var leaseColumns = []string{"name", "token", "lease_id", "owner", "metadata", "ttl_ms", "expires_at", "shown_expires_at", "updated_at", permitsColumn}
+var (
+	leaseColumns    = []string{"name", "token", "lease_id", "owner", "metadata", "ttl_ms", "expires_at", "shown_expires_at", "updated_at", permitsColumn}
+	oldLeaseColumns = leaseColumns[: len(leaseColumns)-1 : len(leaseColumns)-1] // of a table without the permits column
+)
 
 // write buffers l as its name's row, with Spanner's expiry now + l.TTL; a
 // lease without id frees the lock and keeps the token.
@@ -369,14 +435,21 @@ func (p *Provider) write(tx *spanner.ReadWriteTransaction, l lock.Lease, now tim
 	vals := []any{l.Name, l.FencingToken, nullable(id), nullable(l.Owner), nullable(l.Metadata),
 		spanner.NullInt64{Int64: l.TTL.Milliseconds(), Valid: held},
 		spanner.NullTime{Time: lock.ExpiresAt(now, l.TTL), Valid: held},
-		spanner.NullTime{Time: l.ExpiresAt, Valid: held}, spanner.CommitTimestamp, []byte(nil)}
-	return tx.BufferWrite([]*spanner.Mutation{spanner.InsertOrUpdate(p.table, leaseColumns, vals)})
+		spanner.NullTime{Time: l.ExpiresAt, Valid: held}, spanner.CommitTimestamp}
+	cols := oldLeaseColumns
+	if p.hasPermits() {
+		cols, vals = leaseColumns, append(vals, []byte(nil))
+	}
+	return tx.BufferWrite([]*spanner.Mutation{spanner.InsertOrUpdate(p.table, cols, vals)})
 }
 
 // transact runs f in a read-write transaction over name's row. f sees the
 // row read with Spanner's clock and returns its outcome; held, lost and
 // conflict outcomes commit the transaction with no write.
 func (p *Provider) transact(ctx context.Context, name string, f func(tx *spanner.ReadWriteTransaction, r row) error) error {
+	if err := p.knowColumn(ctx); err != nil {
+		return err
+	}
 	var outcome error
 	_, err := p.client.ReadWriteTransaction(ctx, func(ctx context.Context, tx *spanner.ReadWriteTransaction) error {
 		r, err := p.read(ctx, tx, name)
@@ -516,6 +589,9 @@ func (p *Provider) Release(ctx context.Context, req lock.ReleaseRequest) error {
 
 // Status implements providers.Provider with one strong single-use read.
 func (p *Provider) Status(ctx context.Context, name string) (lock.Status, error) {
+	if err := p.knowColumn(ctx); err != nil {
+		return lock.Status{}, err
+	}
 	r, err := p.read(ctx, p.client.Single(), name)
 	if err != nil {
 		return lock.Status{}, mapErr(err)
@@ -531,10 +607,17 @@ func (p *Provider) Status(ctx context.Context, name string) (lock.Status, error)
 
 // Ping implements providers.Provider: a query of the table that reads no
 // row, which also checks that the schema is there, its permits column
-// included (a table created before semaphores fails it until `hasp store
-// init` adds the column).
+// included once the provider has found it (a table created before
+// semaphores passes, as it did before them).
 func (p *Provider) Ping(ctx context.Context) error {
-	it := p.client.Single().Query(ctx, spanner.Statement{SQL: "SELECT " + permitsColumn + " FROM " + p.table + " WHERE FALSE"})
+	if err := p.knowColumn(ctx); err != nil {
+		return err
+	}
+	col := "1"
+	if p.hasPermits() {
+		col = permitsColumn
+	}
+	it := p.client.Single().Query(ctx, spanner.Statement{SQL: "SELECT " + col + " FROM " + p.table + " WHERE FALSE"})
 	defer it.Stop()
 	_, err := it.Next()
 	if err != nil && !errors.Is(err, iterator.Done) {
@@ -591,13 +674,27 @@ var _ providers.Lister = (*Provider)(nil)
 // A busy permit table passes the query's test (its expires_at is the
 // table's BusyUntil) but is listed only if a permit of it is live (not
 // only lock-delayed), with PermitTable.Status; so a page may hold fewer
-// than limit names and still have a continuation.
+// than limit names and still have a continuation. A table without the
+// permits column is listed as before semaphores (a permit table, which
+// only a provider that found the column writes, then shows as a lease
+// held until its BusyUntil).
 func (p *Provider) List(ctx context.Context, prefix string, limit int, after string) ([]lock.Status, string, error) {
+	if err := p.knowColumn(ctx); err != nil {
+		return nil, "", err
+	}
+	has := p.hasPermits()
+	tableCol := ""
+	if has {
+		tableCol = `, IF(lease_id = @tableLease, ` + permitsColumn + `, NULL)`
+	}
 	stmt := spanner.Statement{
-		SQL: `SELECT CURRENT_TIMESTAMP(), name, token, owner, metadata, expires_at, shown_expires_at, ` + permitsColumn + ` FROM ` + p.table + `
+		SQL: `SELECT CURRENT_TIMESTAMP(), name, token, owner, metadata, expires_at, shown_expires_at` + tableCol + ` FROM ` + p.table + `
 WHERE STARTS_WITH(name, @prefix) AND name > @after AND lease_id IS NOT NULL AND expires_at > CURRENT_TIMESTAMP()
 ORDER BY name LIMIT @limit`,
 		Params: map[string]any{"prefix": prefix, "after": after, "limit": int64(limit)},
+	}
+	if has {
+		stmt.Params["tableLease"] = tableLease
 	}
 	it := p.client.Single().Query(ctx, stmt)
 	defer it.Stop()
@@ -621,7 +718,11 @@ ORDER BY name LIMIT @limit`,
 			exp, shown      spanner.NullTime
 			table           []byte
 		)
-		if err := sr.Columns(&r.now, &name, &r.token, &owner, &metadata, &exp, &shown, &table); err != nil {
+		cols := []any{&r.now, &name, &r.token, &owner, &metadata, &exp, &shown}
+		if has {
+			cols = append(cols, &table)
+		}
+		if err := sr.Columns(cols...); err != nil {
 			return nil, "", mapErr(err)
 		}
 		read, last = read+1, name
