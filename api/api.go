@@ -435,6 +435,9 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("Retry-After", retryAfterSeconds(err))
 		writeError(w, http.StatusTooManyRequests, "throttled", "the backend is throttling requests; retry later", "")
 	case errors.Is(err, service.ErrUnsupported):
+		// The error may say what would make the store able (a schema
+		// upgrade): the log gets it, the caller a generic message.
+		h.log.InfoContext(r.Context(), "unsupported by the store", "path", r.URL.Path, "error", err.Error())
 		writeError(w, http.StatusNotImplemented, "unsupported", "the "+h.svc.ProviderName()+" store cannot do this", "")
 	case errors.Is(err, lock.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		h.log.WarnContext(r.Context(), "backend unavailable", "path", r.URL.Path, "error", err.Error())
