@@ -73,6 +73,7 @@ type wireProxy struct {
 	mu     sync.Mutex
 	counts map[string]int
 	drop   func(op string) bool // consulted for each request while set
+	before func(op string)      // called for each request while set, before it is passed on
 	conns  []net.Conn
 	wg     sync.WaitGroup
 
@@ -141,6 +142,15 @@ func (p *wireProxy) dropAnswerThen(op string, fn func()) {
 	}
 }
 
+// onRequest makes the proxy call fn with the opcode of each request it
+// sees, before it passes the request on (with the proxy's lock held: fn
+// must not use the proxy); nil stops it.
+func (p *wireProxy) onRequest(fn func(op string)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.before = fn
+}
+
 func (p *wireProxy) accept() {
 	defer p.wg.Done()
 	for {
@@ -185,6 +195,9 @@ func (p *wireProxy) accept() {
 						if p.drop != nil && p.drop(name) {
 							dropping.Store(true)
 							p.dropped.Add(1)
+						}
+						if p.before != nil {
+							p.before(name)
 						}
 						p.mu.Unlock()
 					}

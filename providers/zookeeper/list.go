@@ -85,9 +85,16 @@ func (p *Provider) List(ctx context.Context, prefix string, limit int, after str
 			return nil, "", err
 		}
 		now := p.clock.Now()
-		for j, r := range recs {
-			if r != nil && r.heldAt(now) {
-				out = append(out, lock.Status{Name: names[i+j], Held: true, Holder: r.holder()})
+		for _, r := range recs {
+			if r == nil {
+				continue
+			}
+			st, err := r.status(now)
+			if err != nil {
+				return nil, "", err
+			}
+			if st.Held { // a busy permit table may be only lock-delayed
+				out = append(out, st)
 			}
 		}
 		i += k

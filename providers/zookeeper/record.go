@@ -35,6 +35,11 @@ type record struct {
 	// lease id and a nonce of the call), so that a release whose answer
 	// was lost can tell, by reading, that it was applied.
 	Released string `json:"rel,omitempty"`
+	// Permits is the permit table of a semaphore or lock-delayed mutex
+	// (providers.EncodePermitTable), "" for a plain lease or a free lock.
+	// A record holding one has Lease tableLease and ExpMs the table's
+	// BusyUntil (see permits.go).
+	Permits string `json:"permits,omitempty"`
 }
 
 const recordVersion = 1
@@ -52,10 +57,11 @@ func (r record) expires() time.Time { return time.UnixMilli(r.ExpMs).UTC() }
 // heldAt reports whether a lease holds the lock at now.
 func (r record) heldAt(now time.Time) bool { return r.Lease != "" && r.ExpMs > now.UnixMilli() }
 
-// acquired is r taken by req at now, with the next token.
+// acquired is r taken by req at now, with the next token; a permit table
+// r held (idle, or the caller would not take it) is removed.
 func (r record) acquired(req lock.AcquireRequest, now time.Time) record {
 	r.Token++
-	r.Lease, r.Owner, r.Metadata, r.Released = providers.HashLeaseID(req.LeaseID), req.Owner, req.Metadata, ""
+	r.Lease, r.Owner, r.Metadata, r.Released, r.Permits = providers.HashLeaseID(req.LeaseID), req.Owner, req.Metadata, "", ""
 	r.ExpMs, r.TTLms = lock.ExpiresAt(now, req.TTL).UnixMilli(), req.TTL.Milliseconds()
 	return r
 }
@@ -77,6 +83,22 @@ func (r record) lease(id string) lock.Lease {
 		Name: r.Name, Owner: r.Owner, LeaseID: id, FencingToken: r.Token,
 		TTL: time.Duration(r.TTLms) * time.Millisecond, ExpiresAt: r.expires(), Metadata: r.Metadata,
 	}
+}
+
+// status is the status of the lock whose znode holds r, at now: from its
+// permit table if it holds one.
+func (r record) status(now time.Time) (lock.Status, error) {
+	if r.Permits != "" {
+		t, err := r.table()
+		if err != nil {
+			return lock.Status{}, err
+		}
+		return t.Status(r.Name, now), nil
+	}
+	if !r.heldAt(now) {
+		return lock.Status{Name: r.Name}, nil
+	}
+	return lock.Status{Name: r.Name, Held: true, Holder: r.holder()}, nil
 }
 
 func (r record) holder() lock.Holder {

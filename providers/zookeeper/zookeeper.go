@@ -16,6 +16,7 @@
 //	exp_ms      when the holder's lease ends, Unix milliseconds
 //	ttl_ms      the granted TTL
 //	rel         a mark of the release call that freed it (see Lost answers)
+//	permits     a semaphore's permit table (see Semaphores and lock-delay)
 //
 // # One conditional write per operation
 //
@@ -42,6 +43,8 @@
 // leader's word (a renew of a lease another instance granted a moment ago
 // is never refused by a follower that has not seen the grant). A held
 // answer, or Status, may be a moment old, which can only delay a handoff.
+// The permit path confirms its lease_lost answers with the leader too
+// (see Semaphores and lock-delay).
 //
 // # Fencing tokens
 //
@@ -114,6 +117,79 @@
 // lease id's hash on a live record is granted, so an acquire repeated with
 // its lease id cannot be refused by its own first attempt.
 //
+// # Semaphores and lock-delay
+//
+// A semaphore, or a mutex whose leases ask for a lock-delay, keeps its
+// permit table (providers.PermitStore) in the lock's one znode: the
+// field "permits" holds providers.EncodePermitTable's JSON as a string,
+// lease is "permits" (no lease id's hash, so the mutex path's renew and
+// release, which compare it with their lease's hash, answer lease_lost),
+// exp_ms is the table's BusyUntil (absent once every permit is free),
+// token the counter that the mutex path uses, and owner, md, ttl_ms and
+// rel are absent. To the mutex path the znode is held until then: a plain
+// acquire of a busy table answers the table's *lock.HeldError (Permits
+// set), and of an idle one takes the znode over as from an expired lease,
+// removing the table and continuing the counter; Status and List report
+// the table's holders. New permits take the next tokens of the counter, so
+// tokens strictly increase across mutex and semaphore use of a name.
+//
+// Cost, uncontended: a permit acquire, renew or release is two requests,
+// one read (LoadPermits: GetData) and one write (StorePermits: a SetData
+// conditioned on the data version read; for a new name the create Multi).
+// An acquire of a full semaphore, or a plain acquire of a busy table, is
+// one read; a lease_lost answer is a read and a check (below). Each lost
+// race for the znode adds a read and a write. LoadPermits never starts
+// from the version cache: the service answers held and permits_mismatch
+// from the record without writing, and a remembered version may be any
+// age; so the permit path has no one-request fast path. The version
+// written is remembered, though, so a plain acquire of a table just
+// released idle is one SetData.
+//
+// Why it is safe: the leader orders every write, and a SetData conditioned
+// on data version v applies only if no write of any kind (a mutex
+// acquire, renew or release, another table write) came after v, so a
+// table is only ever written over the exact version it was decided on. A
+// read from a lagging server only makes that write fail; its refusal
+// comes back through the same server once it has applied the write that
+// won, so the service's next read sees it (a read that did not would
+// only cost another round). The only answer given without
+// a write is lease_lost (a renew or release of a permit not in the
+// table): LoadPermits marks its record MayBeStale, and before the service
+// answers lease_lost, ConfirmPermits has the leader check the data version
+// read (a Multi holding one version check: one request, which writes no
+// data and changes no version), and a changed znode means reading again.
+// That check was chosen over a Sync before every read (a request more
+// on every operation), over a Sync and a second read on lease_lost (two
+// requests), and over a SetData of the same data (a new version, which
+// would fail other instances' writes decided on the old one). Held and
+// permits_mismatch answers are a moment old at worst, as the mutex path's
+// held answers are. Expiry is judged as for mutex leases (see Time):
+// permits' expiries come from the instance's clock read before the read,
+// and a write that grants or renews a permit is checked against the
+// maximum skew by its mtime. A table write whose answer is lost is
+// resolved by one read (see Lost answers): the record it wrote is
+// success, a record changed otherwise is providers.ErrConflict (the
+// service reads again and recognises its own write: an acquire its
+// lease's hash, a release its mark), an unchanged one is unavailable.
+//
+// Limits: ZooKeeper refuses a request larger than jute.maxbuffer (by
+// default 1 MiB less one byte), so a record is at most MaxDataBytes and a
+// larger table is refused before it is sent (an error, not unavailable).
+// A permit takes about 135 bytes of the record with no owner or metadata,
+// about 155 with a short owner, and about 1,440 with a 255-byte owner and
+// 1,024 bytes of metadata (more where JSON escapes characters, up to six
+// bytes for one, twice over since the table is a string inside the record):
+// a semaphore of lock.MaxPermits (1,000) permits fits while its holders'
+// owners and metadata average under about 900 bytes; with the largest
+// owners and metadata about 720 permits fit. Servers started with a
+// larger jute.maxbuffer do not raise MaxDataBytes. Every write of a table
+// rewrites the whole znode and goes through the leader and a quorum: one
+// name's permit operations are serial (each read-and-write round holds
+// the znode's version), so a name sustains roughly one operation per
+// read and quorum write round trip, and contention on one semaphore turns into
+// conflicts and retries (ErrThrottled after 32 in a row); spread heavy
+// use over names.
+//
 // # Waiting
 //
 // WaitChange sets a data watch on the znode (GetW) and returns when it
@@ -124,7 +200,10 @@
 // and its waiter looks again, so a release during a disconnection is never
 // missed, only found by the next read. A watch whose waiter gave up stays
 // registered in the client until the znode next changes (at the latest
-// when its holder renews or its lease is taken over).
+// when its holder renews or its lease is taken over). A waiter on a permit
+// table returns on any write to the znode after the version it was
+// refused on (any may free a permit), or when the permit it was told of
+// frees (its expiry plus its lock-delay).
 //
 // # Listing
 //
@@ -515,21 +594,33 @@ func mapErr(err error) error {
 // mtime shows this instance's clock within the maximum skew of the
 // leader's.
 func (p *Provider) granted(v version, id string, before time.Time) (lock.Lease, error) {
-	if p.maxSkew > 0 {
-		after := p.clock.Now()
-		lo, hi := before.Add(-p.maxSkew).UnixMilli(), after.Add(p.maxSkew).UnixMilli()
-		if v.mtime < lo || v.mtime > hi {
-			// How far the leader's clock reads outside this call's interval
-			// on this instance's clock: negative when it is behind.
-			off := time.Duration(v.mtime-after.UnixMilli()) * time.Millisecond
-			if v.mtime < before.UnixMilli() {
-				off = time.Duration(v.mtime-before.UnixMilli()) * time.Millisecond
-			}
-			return lock.Lease{}, lock.Unavailable(fmt.Errorf("%w: %q not granted: the ZooKeeper leader's clock reads %s off this instance's (allowed: %s)",
-				ErrClockSkew, v.rec.Name, off, p.maxSkew), time.Second)
-		}
+	if err := p.checkSkew(v, before); err != nil {
+		return lock.Lease{}, err
 	}
 	return v.rec.lease(id), nil
+}
+
+// checkSkew returns lock.ErrUnavailable wrapping ErrClockSkew if the
+// mtime of v, written by this call with a clock reading before taken
+// before it was sent, shows this instance's clock further than the
+// maximum skew from the leader's.
+func (p *Provider) checkSkew(v version, before time.Time) error {
+	if p.maxSkew <= 0 {
+		return nil
+	}
+	after := p.clock.Now()
+	lo, hi := before.Add(-p.maxSkew).UnixMilli(), after.Add(p.maxSkew).UnixMilli()
+	if v.mtime >= lo && v.mtime <= hi {
+		return nil
+	}
+	// How far the leader's clock reads outside this call's interval on
+	// this instance's clock: negative when it is behind.
+	off := time.Duration(v.mtime-after.UnixMilli()) * time.Millisecond
+	if v.mtime < before.UnixMilli() {
+		off = time.Duration(v.mtime-before.UnixMilli()) * time.Millisecond
+	}
+	return lock.Unavailable(fmt.Errorf("%w: %q not granted: the ZooKeeper leader's clock reads %s off this instance's (allowed: %s)",
+		ErrClockSkew, v.rec.Name, off, p.maxSkew), time.Second)
 }
 
 // resolve learns the outcome of a write of want whose answer was lost
@@ -577,6 +668,13 @@ func (p *Provider) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.L
 				}
 				if v.rec.Lease == hash {
 					return v.rec.lease(req.LeaseID), nil // this lease's own earlier write
+				}
+				if v.rec.Permits != "" {
+					t, err := v.rec.table()
+					if err != nil {
+						return lock.Lease{}, err
+					}
+					return lock.Lease{}, t.Blocking(req.Name, now, v.mzxid) // a busy permit table
 				}
 				return lock.Lease{}, &lock.HeldError{
 					Name: req.Name, Holder: v.rec.holder(),
@@ -705,16 +803,17 @@ func (p *Provider) update(ctx context.Context, name, id string, change func(v ve
 	return lock.Unavailable(fmt.Errorf("zookeeper: %q kept changing under %d attempts", name, maxAttempts), 10*time.Millisecond)
 }
 
-// Status implements providers.Provider with one read.
+// Status implements providers.Provider with one read; a semaphore's (or
+// lock-delayed mutex's) status comes from its permit table.
 func (p *Provider) Status(ctx context.Context, name string) (lock.Status, error) {
 	v, found, err := p.read(ctx, name)
 	if err != nil {
 		return lock.Status{}, err
 	}
-	if !found || !v.rec.heldAt(p.clock.Now()) {
+	if !found {
 		return lock.Status{Name: name}, nil
 	}
-	return lock.Status{Name: name, Held: true, Holder: v.rec.holder()}, nil
+	return v.rec.status(p.clock.Now())
 }
 
 type watched struct {
@@ -729,9 +828,11 @@ const retryPause = 100 * time.Millisecond
 // WaitChange implements providers.Watcher with a data watch on the znode:
 // it returns when the holder in held no longer holds the lock (released,
 // taken over, or expired by this instance's clock), following the
-// holder's renewals.
+// holder's renewals. For a permit table (held.Permits set) it returns on
+// any write to the znode after held.Revision, since any may free a
+// permit, or when held's holder frees (its expiry plus its lock-delay).
 func (p *Provider) WaitChange(ctx context.Context, held *lock.HeldError) error {
-	until := held.Holder.ExpiresAt.Sub(p.clock.Now())
+	until := held.Holder.FreeAt().Sub(p.clock.Now())
 	if until <= 0 {
 		return nil
 	}
@@ -757,7 +858,7 @@ func (p *Provider) WaitChange(ctx context.Context, held *lock.HeldError) error {
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
-			case <-time.After(min(retryPause, time.Until(held.Holder.ExpiresAt))):
+			case <-time.After(min(retryPause, time.Until(held.Holder.FreeAt()))):
 				return nil
 			}
 		}
@@ -767,10 +868,18 @@ func (p *Provider) WaitChange(ctx context.Context, held *lock.HeldError) error {
 		}
 		p.versions.Put(held.Name, v)
 		now := p.clock.Now()
-		if v.rec.Token != held.Holder.FencingToken || !v.rec.heldAt(now) {
-			return nil
+		if held.Permits > 0 || v.rec.Permits != "" {
+			// A permit table: any write may have freed a permit; else
+			// wait for the watch or held's holder to free.
+			if v.mzxid != held.Revision {
+				return nil
+			}
+		} else {
+			if v.rec.Token != held.Holder.FencingToken || !v.rec.heldAt(now) {
+				return nil
+			}
+			t.Reset(v.rec.expires().Sub(now)) // the holder may have renewed
 		}
-		t.Reset(v.rec.expires().Sub(now)) // the holder may have renewed
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
