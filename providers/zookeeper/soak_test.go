@@ -21,7 +21,13 @@ import (
 // (delays, resets, stalls, answers dropped after the server applied the
 // request), and the server killed and restarted from its data directory
 // every 4 s. Size: HASP_SOAK (make soak).
-func TestSoak(t *testing.T) {
+func TestSoak(t *testing.T) { soak(t, 1, providertest.SoakAcquires()) }
+
+// TestSoakSemaphore: the same with semaphores of 3 permits (600 acquires
+// in make test).
+func TestSoakSemaphore(t *testing.T) { soak(t, 3, providertest.SoakAcquiresOr(600)) }
+
+func soak(t *testing.T, permits, acquires int) {
 	zks := launch.SharedZooKeeper(t)
 	pfx := prefix(t)
 	proxy, err := faults.NewTCPProxy(zks.Addr)
@@ -38,8 +44,8 @@ func TestSoak(t *testing.T) {
 	proxy.SetPlan(faults.Plan{Delay: 20 * time.Millisecond, DelayP: 0.02, ResetP: 0.001, DropResponseP: 0.002, Stall: 300 * time.Millisecond, StallP: 0.001})
 	var restarts atomic.Int64
 	res := providertest.Soak(context.Background(), instances, providertest.SoakConfig{
-		Acquires: providertest.SoakAcquires(), Progress: providertest.ProgressLogger(t),
-		TTL: 2 * time.Second,
+		Acquires: acquires, Progress: providertest.ProgressLogger(t),
+		TTL: 2 * time.Second, Permits: permits,
 		Disturb: func(ctx context.Context) {
 			for {
 				select {
@@ -61,8 +67,8 @@ func TestSoak(t *testing.T) {
 	for _, in := range instances {
 		requests += in.Provider.(*zookeeper.Provider).BackendRequests()
 	}
-	t.Logf("zookeeper soak: %s; faults injected: %d delays, %d resets, %d dropped responses, %d stalls; %d ZooKeeper restarts; %d requests",
-		res.String(), f.Delays, f.Resets, f.DroppedResponses, f.Stalls, restarts.Load(), requests)
+	t.Logf("zookeeper soak (permits %d): %s; faults injected: %d delays, %d resets, %d dropped responses, %d stalls; %d ZooKeeper restarts; %d requests",
+		permits, res.String(), f.Delays, f.Resets, f.DroppedResponses, f.Stalls, restarts.Load(), requests)
 	assert.Empty(t, res.Violations, res.Report())
 	assert.Positive(t, f.Total(), "faults were injected")
 	assert.Positive(t, restarts.Load(), "the server was restarted mid-soak")
