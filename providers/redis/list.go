@@ -116,23 +116,24 @@ func (n *node) list(ctx context.Context, keys []string) ([]reply, error) {
 }
 
 // listPage makes one page from the candidate names (sorted, distinct, all
-// after the continuation): it reads their holders in batches with read,
-// which answers for each name of a batch its holder or nil (not held),
+// after the continuation): it reads their statuses in batches with read,
+// which answers one status per name of a batch (listed only if Held),
 // until limit held locks are found or ListReadBudget names were read.
-func listPage(names []string, limit int, read func(batch []string) ([]*lock.Holder, error)) ([]lock.Status, string, error) {
+func listPage(names []string, limit int, read func(batch []string) ([]lock.Status, error)) ([]lock.Status, string, error) {
 	out := make([]lock.Status, 0, min(limit, len(names)))
 	done := 0
 	for done < len(names) && done < ListReadBudget {
 		batch := names[done:min(done+listBatch, len(names), ListReadBudget)]
-		holders, err := read(batch)
+		statuses, err := read(batch)
 		if err != nil {
 			return nil, "", err
 		}
-		for j, h := range holders {
-			if h == nil {
+		for j, st := range statuses {
+			if !st.Held {
 				continue
 			}
-			out = append(out, lock.Status{Name: batch[j], Held: true, Holder: *h})
+			st.Name = batch[j]
+			out = append(out, st)
 			if len(out) == limit {
 				if done+j+1 < len(names) {
 					return out, batch[j], nil

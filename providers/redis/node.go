@@ -31,7 +31,12 @@ type reply struct {
 	owner, md string
 	left      int64  // ms until the server lets another acquirer in
 	leaseHash string // the holder's lease hash (acquire and status)
+	now       int64  // the server's clock at the script, Unix ms (held replies)
+	table     string // the encoded permit table, when leaseHash is tableLease
 }
+
+// isTable reports whether the reply is of a hash holding a permit table.
+func (r reply) isTable() bool { return r.leaseHash == tableLease }
 
 func (r reply) expires() time.Time { return time.UnixMilli(r.rep).UTC() }
 
@@ -129,6 +134,10 @@ func decode(v []any) (reply, error) {
 		return r, err
 	}
 	r.leaseHash = str(7)
+	if r.now, err = num(8); err != nil {
+		return r, err
+	}
+	r.table = str(9)
 	return r, nil
 }
 

@@ -80,6 +80,14 @@ func drift(ttl time.Duration) time.Duration {
 // (in seconds × 10^6), so tokens still increase if its clock reads at
 // least a second later than when it last granted. Waiting is polled, as
 // for one server.
+//
+// A Redlock keeps no permit tables: it is not a providers.PermitStore, so
+// semaphore and lock-delay acquires (permits > 1, lock_delay_ms) answer
+// providers.ErrUnsupported (HTTP 501). A table is written under a
+// compare-and-swap of one record, and a majority of independent masters
+// has no such operation: each node could only compare its own copy, and
+// two writers could each win on a different majority's worth of nodes
+// between them. Use redis:// (one server) for them.
 type Redlock struct {
 	nodes       []*rnode
 	quorum      int
@@ -621,7 +629,7 @@ func (p *Redlock) List(ctx context.Context, prefix string, limit int, after stri
 	for _, f := range found {
 		names = append(names, f...)
 	}
-	return listPage(sortedNames(names), limit, func(batch []string) ([]*lock.Holder, error) {
+	return listPage(sortedNames(names), limit, func(batch []string) ([]lock.Status, error) {
 		keys := make([]string, len(batch))
 		for i, n := range batch {
 			keys[i] = p.key(n)
@@ -635,7 +643,7 @@ func (p *Redlock) List(ctx context.Context, prefix string, limit int, after stri
 		if err := p.majorityAnswered("list", errs); err != nil {
 			return nil, err
 		}
-		out := make([]*lock.Holder, len(batch))
+		out := make([]lock.Status, len(batch))
 		ans := make([]answer, len(p.nodes))
 		for j := range batch {
 			for i, err := range errs {
@@ -645,8 +653,7 @@ func (p *Redlock) List(ctx context.Context, prefix string, limit int, after stri
 				}
 			}
 			if r, v, _ := p.verdict(ans); v == held {
-				h := r.holder()
-				out[j] = &h
+				out[j] = lock.Status{Held: true, Holder: r.holder()}
 			}
 		}
 		return out, nil

@@ -16,9 +16,15 @@ import goredis "github.com/redis/go-redis/v9"
 //	rep  the expiry reported to the holder: Unix ms by the service's clock
 //	ttl  the granted TTL, ms
 //	own, md  owner and metadata (absent when empty)
+//	pt   the permit table of a semaphore or lock-delayed mutex (see
+//	     permits.go), present only while lh is tableLease
 //
 // and, for a few seconds after each release, its call's mark key (see
-// ReleaseMarkTTL).
+// ReleaseMarkTTL). A hash whose lh is tableLease holds a permit table:
+// its exp is the table's BusyUntil (0 when idle), so the scripts below
+// read it as held until then, by no lease (tableLease is no lease's
+// hash); their replies for it carry the server's time and the table, for
+// the provider to judge (luaTable).
 //
 // Numbers are written with string.format('%.0f'), exact for integers below
 // 2^53 (Lua's numbers are doubles; tostring would round to 14 digits).
@@ -28,6 +34,16 @@ const luaNow = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local function f(n) return string.format('%.0f', n) end
+`
+
+// luaTable is the tail of a held reply for a hash whose lh is h[1] and
+// whose key is k: the server's time and the permit table when the hash
+// holds one (lh is tableLease), nothing otherwise.
+const luaTable = `
+local function tbl(k, lh)
+  if lh ~= '` + tableLease + `' then return nil end
+  return redis.call('HGET', k, 'pt') or ''
+end
 `
 
 // acquireScript grants the lock if it is free or its lease has expired by
@@ -45,16 +61,20 @@ local function f(n) return string.format('%.0f', n) end
 // token it had issued, as long as the server's clock reads later than it
 // did then and no name takes 1000 acquires in one seed unit.
 //
+// A permit table that is no longer busy is taken over like an expired
+// lease, counter and all; the grant removes the table.
+//
 // Reply: {1, token, rep, ttl, owner, metadata, hold left} when granted
 // (also when this lease already holds it: a retry of this very acquire),
-// {0, token, rep, ttl, owner, metadata, hold left, lease hash} when held.
-var acquireScript = newScript(luaNow + `
+// {0, token, rep, ttl, owner, metadata, hold left, lease hash} when held,
+// followed by {server time, table} when a busy permit table holds it.
+var acquireScript = newScript(luaNow + luaTable + `
 local h = redis.call('HMGET', KEYS[1], 'lh', 'exp', 'tok', 'rep', 'ttl', 'own', 'md')
 local exp = tonumber(h[2])
 if h[1] and exp and exp > now then
   local mine = 0
   if h[1] == ARGV[1] then mine = 1 end
-  return {mine, tonumber(h[3]), tonumber(h[4]), tonumber(h[5]), h[6] or '', h[7] or '', exp - now, h[1]}
+  return {mine, tonumber(h[3]), tonumber(h[4]) or 0, tonumber(h[5]) or 0, h[6] or '', h[7] or '', exp - now, h[1], now, tbl(KEYS[1], h[1])}
 end
 local unit = tonumber(ARGV[7])
 local tok = math.max(tonumber(h[3]) or 0, math.floor(now / unit) * unit * 1000) + 1
@@ -65,6 +85,7 @@ local ttl = tonumber(ARGV[2])
 local rep = math.min(tonumber(ARGV[4]) + ttl, now + ttl)
 local hold = tonumber(ARGV[3])
 redis.call('HSET', KEYS[1], 'lh', ARGV[1], 'exp', f(now + hold), 'tok', f(tok), 'rep', f(rep), 'ttl', ARGV[2])
+redis.call('HDEL', KEYS[1], 'pt')
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'own', ARGV[5]) else redis.call('HDEL', KEYS[1], 'own') end
 if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'md', ARGV[6]) else redis.call('HDEL', KEYS[1], 'md') end
 return {1, tok, rep, ttl, ARGV[5], ARGV[6], hold, ARGV[1]}
@@ -120,12 +141,12 @@ return redis.call('EXISTS', KEYS[2])
 // statusScript reads the holder.
 //
 // KEYS[1]. Reply: {1, token, rep, ttl, owner, metadata, hold left, lease
-// hash} or {0}.
-var statusScript = newScript(luaNow + `
+// hash}, followed by {server time, table} for a busy permit table, or {0}.
+var statusScript = newScript(luaNow + luaTable + `
 local h = redis.call('HMGET', KEYS[1], 'lh', 'exp', 'tok', 'rep', 'ttl', 'own', 'md')
 local exp = tonumber(h[2])
 if not (h[1] and exp and exp > now) then return {0} end
-return {1, tonumber(h[3]), tonumber(h[4]), tonumber(h[5]), h[6] or '', h[7] or '', exp - now, h[1]}
+return {1, tonumber(h[3]), tonumber(h[4]) or 0, tonumber(h[5]) or 0, h[6] or '', h[7] or '', exp - now, h[1], now, tbl(KEYS[1], h[1])}
 `)
 
 // listScript reads the holders of a batch of locks (List): statusScript
@@ -133,14 +154,14 @@ return {1, tonumber(h[3]), tonumber(h[4]), tonumber(h[5]), h[6] or '', h[7] or '
 // of another program under the prefix) reads as free.
 //
 // KEYS: the locks' hashes. Reply: one statusScript reply per key, in order.
-var listScript = newScript(luaNow + `
+var listScript = newScript(luaNow + luaTable + `
 local out = {}
 for i, k in ipairs(KEYS) do
   local h = redis.pcall('HMGET', k, 'lh', 'exp', 'tok', 'rep', 'ttl', 'own', 'md')
   local exp = nil
   if type(h) == 'table' and not h.err then exp = tonumber(h[2]) end
   if exp and h[1] and exp > now then
-    out[i] = {1, tonumber(h[3]), tonumber(h[4]), tonumber(h[5]), h[6] or '', h[7] or '', exp - now, h[1]}
+    out[i] = {1, tonumber(h[3]), tonumber(h[4]) or 0, tonumber(h[5]) or 0, h[6] or '', h[7] or '', exp - now, h[1], now, tbl(k, h[1])}
   else
     out[i] = {0}
   end

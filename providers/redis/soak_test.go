@@ -34,7 +34,14 @@ func skewed(skew time.Duration) *providertest.OffsetClock {
 // client through a fault-injecting TCP proxy to one redis-server (AOF,
 // appendfsync everysec), which is killed (SIGKILL) and restarted from its
 // append-only file every 4 s. Size: HASP_SOAK (make soak).
-func TestSoak(t *testing.T) {
+func TestSoak(t *testing.T) { soak(t, 1, providertest.SoakAcquires()) }
+
+// TestSoakSemaphore: the same with semaphores of 3 permits (permit
+// tables, checked by providertest.CheckPermits; 3,000 acquires in make
+// test, HASP_SOAK in make soak).
+func TestSoakSemaphore(t *testing.T) { soak(t, 3, providertest.SoakAcquiresOr(3000)) }
+
+func soak(t *testing.T, permits, acquires int) {
 	srv := launch.Redis(t)
 	proxy, err := faults.NewTCPProxy(srv.Addr)
 	require.NoError(t, err)
@@ -50,7 +57,7 @@ func TestSoak(t *testing.T) {
 	proxy.SetPlan(soakPlan)
 	restarts := 0
 	res := providertest.Soak(context.Background(), instances, providertest.SoakConfig{
-		Acquires: providertest.SoakAcquires(), Progress: providertest.ProgressLogger(t), TTL: 2 * time.Second,
+		Acquires: acquires, Progress: providertest.ProgressLogger(t), TTL: 2 * time.Second, Permits: permits,
 		Disturb: func(ctx context.Context) {
 			for {
 				select {
@@ -65,8 +72,8 @@ func TestSoak(t *testing.T) {
 	})
 	proxy.SetPlan(faults.Plan{})
 	f := proxy.Counts()
-	t.Logf("redis soak: %s; faults injected: %d delays, %d resets, %d dropped responses, %d stalls; %d redis restarts from the AOF",
-		res.String(), f.Delays, f.Resets, f.DroppedResponses, f.Stalls, restarts)
+	t.Logf("redis soak (permits %d): %s; faults injected: %d delays, %d resets, %d dropped responses, %d stalls; %d redis restarts from the AOF",
+		permits, res.String(), f.Delays, f.Resets, f.DroppedResponses, f.Stalls, restarts)
 	assert.Empty(t, res.Violations, res.Report())
 	assert.Positive(t, f.Total(), "faults were injected")
 	assert.Positive(t, restarts, "redis was restarted")
