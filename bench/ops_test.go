@@ -2,6 +2,10 @@ package bench
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -93,4 +97,57 @@ func BenchmarkHTTPStatus(b *testing.B) {
 		r, _ := s.hc.Get(s.srv.URL + "/v1/locks?name=x")
 		r.Body.Close()
 	}
+}
+
+// BenchmarkCycleFloor is the least an acquire+release over HTTP can cost on
+// this stack: two loopback round trips to handlers that each send one etcd
+// transaction (the create of acquire, the delete of release) and answer a
+// constant, with no decoding, validation, lease pool or hasp code at all.
+// Its ratio to the Mutex bounds what hasp serve can reach in TestReport.
+func BenchmarkCycleFloor(b *testing.B) {
+	s := newStack(b)
+	cli := s.e.Client
+	g, err := cli.Grant(context.Background(), 600)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const key = "/bench/floor"
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /acquire", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if _, err := cli.Txn(r.Context()).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+			Then(clientv3.OpPut(key, "v", clientv3.WithLease(g.ID))).Else(clientv3.OpGet(key)).Commit(); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		_, _ = io.WriteString(w, `{"lease_id":"x"}`)
+	})
+	mux.HandleFunc("POST /release", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if _, err := cli.Txn(r.Context()).If(clientv3.Compare(clientv3.Value(key), "=", "v")).
+			Then(clientv3.OpDelete(key)).Commit(); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		_, _ = io.WriteString(w, `{}`)
+	})
+	srv := httptest.NewServer(mux)
+	b.Cleanup(srv.Close)
+	post := func(path string) {
+		resp, err := s.hc.Post(srv.URL+path, "application/json", strings.NewReader(`{"name":"floor"}`))
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b.Fatal(resp.Status)
+		}
+	}
+	b.Run("etcd-mutex", benchMutexCycle(s))
+	b.Run("http-floor", func(b *testing.B) {
+		for b.Loop() {
+			post("/acquire")
+			post("/release")
+		}
+	})
+	b.Run("hasp-serve", benchHaspCycle(s))
 }

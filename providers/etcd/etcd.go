@@ -1,9 +1,11 @@
 // Package etcd stores hasp leases in etcd, with leases, transactions and
 // watches.
 //
-// Each lock is one key, prefix+name, attached to an etcd lease whose TTL is
-// the hasp lease's TTL rounded up to whole seconds (etcd's granularity; the
-// granted TTL says so). Its value is
+// Each lock is one key, prefix+name, attached to an etcd lease that etcd
+// keeps at least as long as the hasp lease: the hasp TTL is rounded up to
+// whole seconds (etcd's granularity; the granted TTL says so), and the etcd
+// lease is granted for that plus a slack of up to 5 s (see below). Its
+// value is
 //
 //	lease id, NUL, expiry (13-digit Unix milliseconds), NUL, JSON {owner, ttl_ms, md}
 //
@@ -44,11 +46,18 @@
 //
 // etcd leases are recycled: a lease whose key was released (or that an
 // acquire granted but did not use) goes back to a small pool per TTL, and
-// the next acquire with that TTL refreshes it with a keep-alive (not a raft
-// write) instead of granting a new one. A lease serves one hasp lease at a
-// time, and every check of ownership is by lease id, so a recycled lease
-// cannot carry one holder's rights to another. The steady state is thus two
-// raft writes per acquire+release, as with etcd's own concurrency.Mutex.
+// the next acquire with that TTL reuses it instead of granting a new one.
+// The pool grants each lease for the TTL plus a slack (the TTL, at most
+// 5 s) and remembers when it last sent its grant or keep-alive, so a lease
+// that etcd still keeps for a whole TTL from now is reused as it is, and
+// only one refreshed longer ago gets a keep-alive (not a raft write) first:
+// a lease cycling through acquires and releases is kept alive about once
+// per slack, not once per acquire. A key that etcd keeps up to the slack
+// past its expiry is expired all the same (by its value) and taken over
+// like any other. A lease serves one hasp lease at a time, and every check
+// of ownership is by lease id, so a recycled lease cannot carry one
+// holder's rights to another. The steady state is thus two RPCs, both raft
+// writes, per acquire+release, as with etcd's own concurrency.Mutex.
 //
 // Clock assumption: expiry is judged by the service's clock (injectable with
 // WithClock), measured from before the write is sent, so it is never later
@@ -340,6 +349,7 @@ func (p *Provider) renewOnce(ctx context.Context, req lock.RenewRequest) (lock.L
 	id, secs := old, ttlSeconds(ttl)
 	var granted time.Duration
 	if secs == oldSecs {
+		sent := time.Now()
 		p.calls.Add(1)
 		ka, err := p.cli.KeepAliveOnce(ctx, old)
 		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
@@ -348,7 +358,8 @@ func (p *Provider) renewOnce(ctx context.Context, req lock.RenewRequest) (lock.L
 		if err != nil {
 			return lock.Lease{}, mapErr(err)
 		}
-		granted = time.Duration(ka.TTL) * time.Second
+		granted = grantedTTL(secs, ka.TTL)
+		p.pool.kept(old, sent, ka.TTL)
 	} else {
 		id, granted, err = p.pool.get(ctx, secs)
 		if err != nil {

@@ -14,6 +14,38 @@ import (
 // poolPerTTL bounds the idle etcd leases kept per TTL.
 const poolPerTTL = 32
 
+// maxSlack bounds how much longer than a hasp lease's TTL the pool asks
+// etcd to keep the etcd lease under it (see slack).
+const maxSlack = 5
+
+// slack is how many seconds beyond secs the pool asks etcd to keep a
+// lease it grants for hasp leases of secs seconds: the TTL, at most
+// maxSlack. A lease refreshed (granted, or kept alive) less than slack ago
+// still has secs to live in etcd, so it can serve a new hasp lease without
+// a keep-alive; refreshing it once per slack seconds then suffices, instead
+// of once per acquire. The longer etcd lease is safe: every check of
+// ownership and expiry is by the value's lease id and expiry, never by the
+// key's presence, so a key etcd keeps past its expiry is taken over like
+// any expired one; what must never happen, etcd removing a key before its
+// expiry, is what the refresh times guard.
+func slack(secs int64) int64 { return min(secs, maxSlack) }
+
+// grantedTTL is the hasp TTL that an etcd lease of ttl seconds, just
+// refreshed, gives a hasp lease of secs seconds: its ttl less the slack
+// the pool adds, but not less than secs (a lease granted for exactly secs,
+// by an older hasp, has no slack), and never more than ttl.
+func grantedTTL(secs, ttl int64) time.Duration {
+	return time.Duration(max(min(secs, ttl), ttl-slack(secs))) * time.Second
+}
+
+// refresh is when the pool last sent a grant or keep-alive of a lease, by
+// this process's monotonic clock, and the TTL etcd answered: etcd keeps
+// the lease at least until at+ttl.
+type refresh struct {
+	at  time.Time
+	ttl int64
+}
+
 // leasePool recycles etcd leases that hold no key, by TTL in seconds, and
 // revokes unwanted ones in the background.
 type leasePool struct {
@@ -22,6 +54,11 @@ type leasePool struct {
 	mu     sync.Mutex
 	idle   map[int64][]clientv3.LeaseID
 	closed bool
+	// refreshed holds the last refresh of the leases this pool granted or
+	// kept alive in the last maxSlack seconds (older ones are of no use to
+	// get), pruned when it has doubled.
+	refreshed map[clientv3.LeaseID]refresh
+	pruneAt   int
 
 	revokes chan clientv3.LeaseID
 	done    chan struct{}
@@ -33,19 +70,23 @@ type leasePool struct {
 func newLeasePool(cli *clientv3.Client) *leasePool {
 	ctx, cancel := context.WithCancel(context.Background())
 	lp := &leasePool{
-		cli:     cli,
-		idle:    map[int64][]clientv3.LeaseID{},
-		revokes: make(chan clientv3.LeaseID, 1024),
-		done:    make(chan struct{}),
-		ctx:     ctx,
-		cancel:  cancel,
+		cli:       cli,
+		idle:      map[int64][]clientv3.LeaseID{},
+		refreshed: map[clientv3.LeaseID]refresh{},
+		pruneAt:   64,
+		revokes:   make(chan clientv3.LeaseID, 1024),
+		done:      make(chan struct{}),
+		ctx:       ctx,
+		cancel:    cancel,
 	}
 	go lp.revoker()
 	return lp
 }
 
-// get returns a lease of secs seconds whose TTL runs from now: an idle one
-// refreshed by a keep-alive, or a new grant.
+// get returns a lease that etcd keeps for at least the returned TTL (secs
+// seconds or more) from now: an idle one refreshed recently enough, else
+// an idle one refreshed by a keep-alive, else a new grant of secs plus
+// slack.
 func (lp *leasePool) get(ctx context.Context, secs int64) (clientv3.LeaseID, time.Duration, error) {
 	for {
 		lp.mu.Lock()
@@ -56,10 +97,21 @@ func (lp *leasePool) get(ctx context.Context, secs int64) (clientv3.LeaseID, tim
 		}
 		id := ids[len(ids)-1]
 		lp.idle[secs] = ids[:len(ids)-1]
+		r, known := lp.refreshed[id]
 		lp.mu.Unlock()
+		if known && r.ttl >= secs {
+			// etcd keeps it until r.at+r.ttl at least; the caller's expiry
+			// starts from a moment before now.
+			granted := grantedTTL(secs, r.ttl)
+			if time.Until(r.at.Add(time.Duration(r.ttl)*time.Second)) >= granted {
+				return id, granted, nil
+			}
+		}
+		sent := time.Now()
 		lp.calls.Add(1)
 		ka, err := lp.cli.KeepAliveOnce(ctx, id)
 		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			lp.forget(id)
 			continue // it expired while idle
 		}
 		if err != nil {
@@ -67,16 +119,45 @@ func (lp *leasePool) get(ctx context.Context, secs int64) (clientv3.LeaseID, tim
 			return 0, 0, mapErr(err)
 		}
 		if ka.TTL >= secs {
-			return id, time.Duration(ka.TTL) * time.Second, nil
+			lp.kept(id, sent, ka.TTL)
+			return id, grantedTTL(secs, ka.TTL), nil
 		}
 		lp.revoke(id)
 	}
+	sent := time.Now()
 	lp.calls.Add(1)
-	g, err := lp.cli.Grant(ctx, secs)
+	g, err := lp.cli.Grant(ctx, secs+slack(secs))
 	if err != nil {
 		return 0, 0, mapErr(err)
 	}
-	return g.ID, time.Duration(g.TTL) * time.Second, nil
+	lp.kept(g.ID, sent, g.TTL)
+	return g.ID, grantedTTL(secs, g.TTL), nil
+}
+
+// kept records that a grant or keep-alive of id sent at sent was answered
+// with ttl seconds.
+func (lp *leasePool) kept(id clientv3.LeaseID, sent time.Time, ttl int64) {
+	lp.mu.Lock()
+	defer lp.mu.Unlock()
+	if lp.closed {
+		return
+	}
+	lp.refreshed[id] = refresh{at: sent, ttl: ttl}
+	if len(lp.refreshed) >= lp.pruneAt {
+		for id, r := range lp.refreshed {
+			if time.Since(r.at) > maxSlack*time.Second {
+				delete(lp.refreshed, id)
+			}
+		}
+		lp.pruneAt = max(2*len(lp.refreshed), 64)
+	}
+}
+
+// forget drops what the pool knows of a lease that is gone.
+func (lp *leasePool) forget(id clientv3.LeaseID) {
+	lp.mu.Lock()
+	defer lp.mu.Unlock()
+	delete(lp.refreshed, id)
 }
 
 // put returns a lease that holds no key to the pool, or revokes it when the
@@ -97,6 +178,7 @@ func (lp *leasePool) put(id clientv3.LeaseID, secs int64) {
 func (lp *leasePool) revoke(id clientv3.LeaseID) {
 	lp.mu.Lock()
 	defer lp.mu.Unlock()
+	delete(lp.refreshed, id)
 	if lp.closed {
 		return
 	}
@@ -130,7 +212,7 @@ func (lp *leasePool) close() {
 	for _, ids := range lp.idle {
 		all = append(all, ids...)
 	}
-	lp.idle = nil
+	lp.idle, lp.refreshed = nil, nil
 	close(lp.revokes)
 	lp.mu.Unlock()
 	lp.cancel()

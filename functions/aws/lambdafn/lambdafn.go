@@ -72,7 +72,9 @@ func (f *Function) Handle(ctx context.Context, ev events.APIGatewayV2HTTPRequest
 	return resp, err
 }
 
-// Close flushes telemetry and closes the provider.
+// Close flushes telemetry and closes the provider. The bootstrap does not
+// need it (Handle flushes before each invocation returns); it is for
+// programs that embed a Function and end it themselves.
 func (f *Function) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
