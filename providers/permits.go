@@ -57,6 +57,26 @@ type PermitStore interface {
 	StorePermits(ctx context.Context, name string, prev PermitRecord, table PermitTable) (token int64, err error)
 }
 
+// PermitUpdater is an optional capability of a PermitStore that can read a
+// name's record, let the service decide, and write the table it decides
+// on in one transaction of the backend's own (Spanner's read-write
+// transaction, which locks the row), so that no other writer comes in
+// between: no lost races, however many writers contend for the name. The
+// service uses it instead of LoadPermits and StorePermits when a provider
+// has it.
+type PermitUpdater interface {
+	// UpdatePermits reads name's record as LoadPermits would, calls
+	// decide with it, and, if decide returns a table, writes it as
+	// StorePermits would (giving permits with Token 0 their tokens), all
+	// atomically. decide may be called more than once (the backend runs
+	// an aborted transaction again, even one whose commit applied): only
+	// the last call's answer counts. It returns the record decide last
+	// saw, the token given to a new permit (0 if none) and decide's
+	// error, or the backend's (an unknown outcome wraps
+	// lock.ErrUnavailable).
+	UpdatePermits(ctx context.Context, name string, decide func(rec PermitRecord) (*PermitTable, error)) (PermitRecord, int64, error)
+}
+
 // ErrConflict means a conditional write found the record changed since it
 // was read; the service reads it again and retries.
 var ErrConflict = errors.New("providers: record changed since it was read")

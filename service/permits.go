@@ -76,10 +76,36 @@ func (s *Service) attempt(ctx context.Context, req lock.AcquireRequest) (lock.Le
 // write lost a race, or applied while its answer was lost (the provider's
 // client sent it again, and that found the record changed). A lease_lost
 // answer from a record that may be stale is confirmed first (see above).
-func (s *Service) rewrite(ctx context.Context, name string, change func(rec providers.PermitRecord, sent bool) (*providers.PermitTable, error)) (providers.PermitRecord, int64, error) {
+// On a providers.PermitUpdater the read, the decision and the write are
+// one transaction of the backend's; with preread (acquires, which mostly
+// answer held under contention), a plain read decides first and only a
+// decision to write opens the transaction.
+func (s *Service) rewrite(ctx context.Context, name string, preread bool, change func(rec providers.PermitRecord, sent bool) (*providers.PermitTable, error)) (providers.PermitRecord, int64, error) {
 	ps, err := s.permitStore()
 	if err != nil {
 		return providers.PermitRecord{}, 0, err
+	}
+	if u, ok := providers.As[providers.PermitUpdater](s.p); ok {
+		if preread {
+			// Most acquires under contention answer held from a read:
+			// only one that writes pays for a transaction.
+			rec, err := ps.LoadPermits(ctx, name)
+			if err != nil {
+				return rec, 0, err
+			}
+			if t, err := change(rec, false); err != nil || t == nil {
+				return rec, 0, err
+			}
+		}
+		// One transaction of the backend's: no race to lose. A run that
+		// returned a table may have committed though the backend ran the
+		// transaction again: the next run is told, as after a sent write.
+		wrote := false
+		return u.UpdatePermits(ctx, name, func(rec providers.PermitRecord) (*providers.PermitTable, error) {
+			t, err := change(rec, wrote)
+			wrote = wrote || t != nil
+			return t, err
+		})
 	}
 	confirmer, _ := providers.As[providers.PermitConfirmer](s.p)
 	pause := backoff.NewExponentialBackOff()
@@ -127,7 +153,7 @@ func (s *Service) acquirePermit(ctx context.Context, req lock.AcquireRequest) (l
 		mine *providers.Permit
 		hash = providers.HashLeaseID(req.LeaseID)
 	)
-	_, tok, err := s.rewrite(ctx, req.Name, func(rec providers.PermitRecord, sent bool) (*providers.PermitTable, error) {
+	_, tok, err := s.rewrite(ctx, req.Name, true, func(rec providers.PermitRecord, sent bool) (*providers.PermitTable, error) {
 		mine = nil
 		now := rec.Now
 		if m := rec.Mutex; m != nil {
@@ -183,7 +209,7 @@ func lost(name string) error {
 func (s *Service) renewPermit(ctx context.Context, req lock.RenewRequest) (lock.Lease, error) {
 	hash := providers.HashLeaseID(req.LeaseID)
 	var l lock.Lease
-	_, _, err := s.rewrite(ctx, req.Name, func(rec providers.PermitRecord, sent bool) (*providers.PermitTable, error) {
+	_, _, err := s.rewrite(ctx, req.Name, false, func(rec providers.PermitRecord, sent bool) (*providers.PermitTable, error) {
 		if rec.Table == nil {
 			return nil, lost(req.Name)
 		}
@@ -218,7 +244,7 @@ func (s *Service) renewPermit(ctx context.Context, req lock.RenewRequest) (lock.
 // second release call answers lease_lost, as a mutex's does.
 func (s *Service) releasePermit(ctx context.Context, req lock.ReleaseRequest) error {
 	hash := providers.HashLeaseID(req.LeaseID)
-	_, _, err := s.rewrite(ctx, req.Name, func(rec providers.PermitRecord, sent bool) (*providers.PermitTable, error) {
+	_, _, err := s.rewrite(ctx, req.Name, false, func(rec providers.PermitRecord, sent bool) (*providers.PermitTable, error) {
 		var t providers.PermitTable
 		if rec.Table != nil {
 			t = rec.Table.Prune(rec.Now)

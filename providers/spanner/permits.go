@@ -12,7 +12,10 @@ import (
 	"github.com/hasplock/hasp/providers"
 )
 
-var _ providers.PermitStore = (*Provider)(nil)
+var (
+	_ providers.PermitStore   = (*Provider)(nil)
+	_ providers.PermitUpdater = (*Provider)(nil)
+)
 
 // tableLease is the lease_id of a row that holds a permit table: it is not
 // a SHA-256 in hex, so it matches no lease, and it is not NULL, so the
@@ -101,6 +104,60 @@ func (p *Provider) StorePermits(ctx context.Context, name string, prev providers
 		return 0, err
 	}
 	return tok, nil
+}
+
+// UpdatePermits implements providers.PermitUpdater with one read-write
+// transaction (two RPCs: the query that reads the row and begins the
+// transaction, and the commit), in which decide sees the row as
+// LoadPermits would (Now is Spanner's time, read in the transaction) and
+// the table it returns is written as StorePermits writes it. Spanner's
+// read-write transactions lock the row they read, so concurrent writers
+// of a name queue (or are aborted and run again by the client library)
+// instead of losing compare-and-swap races: under contention this is what
+// the service uses, not LoadPermits and StorePermits. A decision that
+// writes nothing still commits the (empty) transaction.
+func (p *Provider) UpdatePermits(ctx context.Context, name string, decide func(rec providers.PermitRecord) (*providers.PermitTable, error)) (providers.PermitRecord, int64, error) {
+	if err := p.permitsReady(ctx, name); err != nil {
+		return providers.PermitRecord{}, 0, err
+	}
+	var (
+		rec     providers.PermitRecord
+		tok     int64
+		decided error
+	)
+	err := p.transact(ctx, name, func(tx *spanner.ReadWriteTransaction, r row) error {
+		tok, decided = 0, nil // only the last run counts
+		rec = providers.PermitRecord{Now: r.now, Version: version{updated: r.updated}, Table: r.table}
+		if r.table == nil && r.heldAt() {
+			h := r.held(name).Holder
+			rec.Mutex = &h
+		}
+		t, err := decide(rec)
+		if err != nil || t == nil {
+			decided = err
+			return nil // nothing to write
+		}
+		counter := r.token
+		if !r.exists {
+			counter = providers.TokenBase(r.now)
+		}
+		w := *t
+		w.Holders = slices.Clone(t.Holders)
+		for i := range w.Holders {
+			if w.Holders[i].Token == 0 {
+				counter++
+				w.Holders[i].Token, tok = counter, counter
+			}
+		}
+		if counter >= lock.MaxFencingToken {
+			return fmt.Errorf("spanner: fencing token of %q exhausted", name)
+		}
+		return p.writeTable(tx, name, counter, w)
+	})
+	if err != nil {
+		return rec, 0, err
+	}
+	return rec, tok, decided
 }
 
 // writeTable buffers t as name's row with token counter: lease_id

@@ -88,13 +88,18 @@
 //     the next tokens of the row's counter (a new row's start at
 //     providers.TokenBase of Spanner's time, as the mutex path's), so
 //     tokens strictly increase across mutex and semaphore use of a name.
+//   - UpdatePermits (providers.PermitUpdater), which the service prefers,
+//     is one read-write transaction in which the service decides on the
+//     row it reads and the table is written as StorePermits writes it.
+//     Spanner locks the row for the transaction, so contending writers
+//     queue or are aborted and run again by the client library, instead
+//     of losing compare-and-swap races round after round.
 //
-// So a semaphore acquire, renew or release costs three RPCs (a read, then
-// a read-write transaction), and three more for each conflict (another
-// writer between the read and the transaction); an acquire that finds
-// every permit taken, or a release of a permit not held, costs one
-// (TestPermitRequestCounts). A plain acquire that meets a busy table
-// costs its usual two.
+// So a renew or release costs two RPCs (the transaction), whatever it
+// answers; an acquire costs three when it is granted (a read that
+// decides, then the transaction) and one when it finds every permit
+// taken (TestPermitRequestCounts). A plain acquire that meets a busy
+// table costs its usual two.
 //
 // Why this is safe: every write of a row by hasp sets updated_at to its
 // commit timestamp, and Spanner gives transactions that write one row
@@ -124,13 +129,12 @@
 // BYTES(MAX) value (TestPermitTableLimits; a STRING(MAX) one would not:
 // 2,621,440 characters). Every operation on one name reads and rewrites
 // the whole row, so a big table costs its size in each read and commit.
-// All operations on a name serialize on its row: each StorePermits
+// All operations on a name serialize on its row: each permit
 // transaction holds the row's lock from its read to its commit (a few
 // milliseconds in one region, more across regions), so one name takes,
 // as an estimate not measured on Cloud Spanner, on the order of a hundred
 // permit operations a second, fewer with big tables; contenders beyond
-// that retry on conflicts (the service gives up after 32 in a row:
-// throttled). Spread heavy use over names.
+// that wait for the row's lock. Spread heavy use over names.
 //
 // Upgrading: tables created before semaphores lack the permits column. The
 // provider asks INFORMATION_SCHEMA.COLUMNS whether the table has it on its
