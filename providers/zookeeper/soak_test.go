@@ -23,9 +23,10 @@ import (
 // every 4 s. Size: HASP_SOAK (make soak).
 func TestSoak(t *testing.T) { soak(t, 1, providertest.SoakAcquires()) }
 
-// TestSoakSemaphore: the same with semaphores of 3 permits (600 acquires
-// in make test).
-func TestSoakSemaphore(t *testing.T) { soak(t, 3, providertest.SoakAcquiresOr(600)) }
+// TestSoakSemaphore: the same with semaphores of 3 permits (2,000
+// acquires in make test: enough for the server to be restarted at least
+// once, as the soak checks).
+func TestSoakSemaphore(t *testing.T) { soak(t, 3, providertest.SoakAcquiresOr(2000)) }
 
 func soak(t *testing.T, permits, acquires int) {
 	zks := launch.SharedZooKeeper(t)
