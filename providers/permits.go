@@ -196,6 +196,27 @@ func DecodePermitTable(s string, pending int64) (PermitTable, error) {
 	return t, nil
 }
 
+// GrantTokens gives each permit of t with Token 0 (granted by the write
+// under way) the next token after counter, the record's fencing counter,
+// in order. It returns the table (t's holders are not changed), the new
+// counter and the last token given (0 if none), or an error once the
+// counter would reach lock.MaxFencingToken.
+func (t PermitTable) GrantTokens(counter int64) (PermitTable, int64, int64, error) {
+	var tok int64
+	t.Holders = slices.Clone(t.Holders)
+	for i := range t.Holders {
+		if t.Holders[i].Token == 0 {
+			counter++
+			tok = counter
+			t.Holders[i].Token = tok
+		}
+	}
+	if counter >= lock.MaxFencingToken {
+		return t, counter, 0, errors.New("the fencing tokens of the name are exhausted")
+	}
+	return t, counter, tok, nil
+}
+
 // Prune returns t without the permits that are free at now: their lease
 // and lock-delay have both run out.
 func (t PermitTable) Prune(now time.Time) PermitTable {

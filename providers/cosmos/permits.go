@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"slices"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/data/azcosmos"
 
-	"github.com/hasplock/hasp/lock"
 	"github.com/hasplock/hasp/providers"
 )
 
@@ -81,24 +79,16 @@ func (p *Provider) StorePermits(ctx context.Context, name string, prev providers
 	case prev.Version != nil:
 		return 0, fmt.Errorf("cosmos: permits of %q: a version of type %T is not this provider's", name, prev.Version)
 	}
-	var tok int64
-	t.Holders = slices.Clone(t.Holders)
-	for i := range t.Holders {
-		if t.Holders[i].Token == 0 {
-			d.Token++
-			tok = d.Token
-			t.Holders[i].Token = tok
-		}
+	t, counter, tok, err := t.GrantTokens(d.Token)
+	if err != nil {
+		return 0, fmt.Errorf("cosmos: %q: %w", name, err)
 	}
-	if d.Token >= lock.MaxFencingToken {
-		return 0, fmt.Errorf("cosmos: fencing token of %q exhausted", name)
-	}
+	d.Token = counter
 	d.Lease, d.Owner, d.Metadata, d.StartMs, d.TTLMs = tableLease, "", "", 0, 0
 	if until := t.BusyUntil(); !until.IsZero() {
 		d.StartMs = until.UnixMilli()
 	}
 	d.Permits = providers.EncodePermitTable(t)
-	var err error
 	if found {
 		_, err = p.replace(ctx, base, d)
 	} else {

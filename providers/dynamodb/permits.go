@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -123,15 +122,11 @@ func (p *Provider) StorePermits(ctx context.Context, name string, prev providers
 		}
 		counter, hasCounter = c, true
 	}
-	var tok int64
-	t.Holders = slices.Clone(t.Holders)
-	for i := range t.Holders {
-		if t.Holders[i].Token == 0 {
-			counter++
-			tok, hasCounter = counter, true
-			t.Holders[i].Token = tok
-		}
+	t, counter, tok, err := t.GrantTokens(counter)
+	if err != nil {
+		return 0, fmt.Errorf("dynamodb: %q: %w", name, err)
 	}
+	hasCounter = hasCounter || tok != 0
 	var busy int64
 	if b := t.BusyUntil(); !b.IsZero() {
 		busy = b.UnixMilli()
@@ -144,7 +139,7 @@ func (p *Provider) StorePermits(ctx context.Context, name string, prev providers
 		set = append(set, "#tok = :tok")
 	}
 	cond := v.condition(vals)
-	_, err := p.conditionalUpdate(ctx, name, now, set, []string{"#own", "#md", "#ttl"}, cond, vals, types.ReturnValueNone, "")
+	_, err = p.conditionalUpdate(ctx, name, now, set, []string{"#own", "#md", "#ttl"}, cond, vals, types.ReturnValueNone, "")
 	var ccf *types.ConditionalCheckFailedException
 	var ae smithy.APIError
 	switch {

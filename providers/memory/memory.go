@@ -238,15 +238,11 @@ func (p *Provider) StorePermits(ctx context.Context, name string, prev providers
 	if v, _ := prev.Version.(int64); v != p.gen[name] {
 		return 0, providers.ErrConflict
 	}
-	var tok int64
-	t.Holders = slices.Clone(t.Holders)
-	for i := range t.Holders {
-		if t.Holders[i].Token == 0 {
-			p.tokens[name]++
-			tok = p.tokens[name]
-			t.Holders[i].Token = tok
-		}
+	t, counter, tok, err := t.GrantTokens(p.tokens[name])
+	if err != nil {
+		return 0, fmt.Errorf("memory: %q: %w", name, err)
 	}
+	p.tokens[name] = counter
 	p.locks[name] = &record{token: p.tokens[name], expires: t.BusyUntil(), table: &t}
 	p.gen[name]++
 	p.notify()

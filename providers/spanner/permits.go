@@ -3,7 +3,6 @@ package spanner
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	"cloud.google.com/go/spanner"
@@ -87,17 +86,11 @@ func (p *Provider) StorePermits(ctx context.Context, name string, prev providers
 		if !r.exists {
 			counter = providers.TokenBase(r.now)
 		}
-		w := t
-		w.Holders = slices.Clone(t.Holders)
-		for i := range w.Holders {
-			if w.Holders[i].Token == 0 {
-				counter++
-				w.Holders[i].Token, tok = counter, counter
-			}
+		w, counter, granted, err := t.GrantTokens(counter)
+		if err != nil {
+			return fmt.Errorf("spanner: %q: %w", name, err)
 		}
-		if counter >= lock.MaxFencingToken {
-			return fmt.Errorf("spanner: fencing token of %q exhausted", name)
-		}
+		tok = granted
 		return p.writeTable(tx, name, counter, w)
 	})
 	if err != nil {
@@ -141,17 +134,11 @@ func (p *Provider) UpdatePermits(ctx context.Context, name string, decide func(r
 		if !r.exists {
 			counter = providers.TokenBase(r.now)
 		}
-		w := *t
-		w.Holders = slices.Clone(t.Holders)
-		for i := range w.Holders {
-			if w.Holders[i].Token == 0 {
-				counter++
-				w.Holders[i].Token, tok = counter, counter
-			}
+		w, counter, granted, err := t.GrantTokens(counter)
+		if err != nil {
+			return fmt.Errorf("spanner: %q: %w", name, err)
 		}
-		if counter >= lock.MaxFencingToken {
-			return fmt.Errorf("spanner: fencing token of %q exhausted", name)
-		}
+		tok = granted
 		return p.writeTable(tx, name, counter, w)
 	})
 	if err != nil {

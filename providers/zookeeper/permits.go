@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -112,18 +111,11 @@ func (p *Provider) StorePermits(ctx context.Context, name string, prev providers
 	if found {
 		next.Token = base.rec.Token
 	}
-	var tok int64
-	t.Holders = slices.Clone(t.Holders)
-	for i := range t.Holders {
-		if t.Holders[i].Token == 0 {
-			next.Token++
-			tok = next.Token
-			t.Holders[i].Token = tok
-		}
+	t, counter, tok, err := t.GrantTokens(next.Token)
+	if err != nil {
+		return 0, fmt.Errorf("zookeeper: %q: %w", name, err)
 	}
-	if next.Token >= lock.MaxFencingToken {
-		return 0, fmt.Errorf("zookeeper: the fencing tokens of %q are exhausted", name)
-	}
+	next.Token = counter
 	if len(t.Holders) > 0 || len(t.Released) > 0 {
 		next.Lease, next.Permits = tableLease, providers.EncodePermitTable(t)
 		if until := t.BusyUntil(); !until.IsZero() {
@@ -133,10 +125,7 @@ func (p *Provider) StorePermits(ctx context.Context, name string, prev providers
 	if n := len(next.encode()); n > MaxDataBytes {
 		return 0, fmt.Errorf("zookeeper: the permit table of %q (%d permits) makes a record of %d bytes, more than the %d a znode takes (jute.maxbuffer)", name, len(t.Holders), n, MaxDataBytes)
 	}
-	var (
-		w   version
-		err error
-	)
+	var w version
 	if found {
 		w, err = p.set(ctx, name, base, next)
 	} else {
