@@ -188,39 +188,6 @@ func TestPermitDocument(t *testing.T) {
 	require.NoError(t, s.Release(ctx, lock.ReleaseRequest{Name: name, LeaseID: m2.LeaseID}))
 }
 
-// TestPermitList: List shows a semaphore with a live permit (its status
-// from the table) and a plain lock, not a name that is only lock-delayed.
-func TestPermitList(t *testing.T) {
-	b := newBackend(t, "permit-list")
-	p := b.open(t)
-	s := service.New(p)
-	ctx := context.Background()
-	sem, err := s.Acquire(ctx, lock.AcquireRequest{Name: "l/sem", Permits: 3, TTL: 10 * time.Second, Owner: "s"})
-	require.NoError(t, err)
-	mu, err := s.Acquire(ctx, lock.AcquireRequest{Name: "l/mutex", TTL: 10 * time.Second})
-	require.NoError(t, err)
-	delayed, err := s.Acquire(ctx, lock.AcquireRequest{Name: "l/delayed", TTL: time.Second, LockDelay: time.Minute})
-	require.NoError(t, err)
-	time.Sleep(time.Until(delayed.ExpiresAt.Add(50 * time.Millisecond)))
-
-	items, _, err := p.List(ctx, "l/", 100, "")
-	require.NoError(t, err)
-	got := map[string]lock.Status{}
-	for _, st := range items {
-		got[st.Name] = st
-	}
-	require.Len(t, got, 2, "the delayed name is not held: %v", got)
-	assert.Equal(t, 3, got["l/sem"].Permits)
-	require.Len(t, got["l/sem"].Holders, 1)
-	assert.Equal(t, sem.FencingToken, got["l/sem"].Holder.FencingToken)
-	assert.Equal(t, mu.FencingToken, got["l/mutex"].Holder.FencingToken)
-
-	st, err := s.Status(ctx, "l/delayed")
-	require.NoError(t, err)
-	assert.False(t, st.Held)
-	assert.Len(t, st.Delayed, 1)
-}
-
 // TestPermitWriteRetriedAfterApplied: a table write is sent again after it
 // was applied (its first answer lost), while another instance takes a
 // permit or not. The second send fails its condition (412 for a replace,

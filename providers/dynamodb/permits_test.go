@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsdb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -72,34 +71,6 @@ func TestPermitRequestCounts(t *testing.T) {
 	got, err := db.GetItem(ctx, &awsdb.GetItemInput{TableName: aws.String("counted"), Key: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "sem"}}, ConsistentRead: aws.Bool(true)})
 	require.NoError(t, err)
 	assert.NotContains(t, got.Item, "permits", "the takeover removed the table")
-}
-
-// TestPermitList: a listing shows a semaphore with live permits (its
-// holders, newest on top) and leaves out a name whose only permit is
-// lock-delayed.
-func TestPermitList(t *testing.T) {
-	url := launch.Moto(t)
-	db := client(url, nil)
-	require.NoError(t, dynamodb.CreateTable(context.Background(), db, "listed", false))
-	p, err := dynamodb.New(db, "listed")
-	require.NoError(t, err)
-	s := service.New(p)
-	ctx := context.Background()
-	a, err := s.Acquire(ctx, lock.AcquireRequest{Name: "l.sem", Permits: 3, Owner: "a"})
-	require.NoError(t, err)
-	b, err := s.Acquire(ctx, lock.AcquireRequest{Name: "l.sem", Permits: 3, Owner: "b"})
-	require.NoError(t, err)
-	d, err := s.Acquire(ctx, lock.AcquireRequest{Name: "l.delayed", TTL: time.Second, LockDelay: time.Minute})
-	require.NoError(t, err)
-	time.Sleep(time.Until(d.ExpiresAt.Add(50 * time.Millisecond)))
-	page, _, err := p.List(ctx, "l.", 10, "")
-	require.NoError(t, err)
-	require.Len(t, page, 1, "the delayed name is not held")
-	assert.Equal(t, "l.sem", page[0].Name)
-	assert.Equal(t, 3, page[0].Permits)
-	assert.Len(t, page[0].Holders, 2)
-	assert.Equal(t, b.FencingToken, page[0].Holder.FencingToken)
-	assert.Equal(t, a.FencingToken, page[0].Holders[0].FencingToken)
 }
 
 // TestPermitWriteRetriedAfterApplied: the SDK sends again a permit write

@@ -33,6 +33,7 @@ func runPermits(t *testing.T, open func(t *testing.T) *service.Service, cfg Cont
 		{"LockDelay", testLockDelay},
 		{"LockDelayNotAfterRelease", testLockDelayReleased},
 		{"TokensAcrossMutexAndSemaphore", testTokensAcrossKinds},
+		{"ListShowsLivePermits", testPermitList},
 	}
 	t.Run("Semantics", func(t *testing.T) { runParallel(t, open, tests) })
 	t.Run("Contention", func(t *testing.T) {
@@ -244,6 +245,44 @@ func testTokensAcrossKinds(t *testing.T, s *service.Service, name string) {
 		last = l.FencingToken
 		require.NoError(t, s.Release(ctx, lock.ReleaseRequest{Name: name, LeaseID: l.LeaseID}))
 	}
+}
+
+// testPermitList: a listing shows a semaphore with a live permit (its
+// status from the table: permits, holders) beside a plain lock, and not a
+// name whose only lease expired and is lock-delayed (not held, though
+// unavailable); status shows that one under Delayed.
+func testPermitList(t *testing.T, s *service.Service, name string) {
+	ctx := ctxFor(t)
+	sem := acquireN(t, s, name+"/sem", 3, 10*time.Second)
+	mu := acquire(t, s, name+"/mutex", 10*time.Second)
+	delayed, err := s.Acquire(ctx, lock.AcquireRequest{Name: name + "/delayed", TTL: time.Second, LockDelay: time.Minute})
+	require.NoError(t, err)
+	waitUntil(delayed.ExpiresAt.Add(50 * time.Millisecond))
+
+	got := map[string]lock.Status{}
+	page := ""
+	for {
+		items, next, err := s.List(ctx, name+"/", 100, page)
+		require.NoError(t, err)
+		for _, st := range items {
+			got[st.Name] = st
+		}
+		if next == "" {
+			break
+		}
+		page = next
+	}
+	require.Len(t, got, 2, "the delayed name is not held: %v", got)
+	assert.Equal(t, 3, got[name+"/sem"].Permits)
+	require.Len(t, got[name+"/sem"].Holders, 1)
+	assert.Equal(t, sem.FencingToken, got[name+"/sem"].Holder.FencingToken)
+	assert.Equal(t, mu.FencingToken, got[name+"/mutex"].Holder.FencingToken)
+	assert.Zero(t, got[name+"/mutex"].Permits, "a plain lock lists as before")
+
+	st, err := s.Status(ctx, name+"/delayed")
+	require.NoError(t, err)
+	assert.False(t, st.Held)
+	assert.Len(t, st.Delayed, 1)
 }
 
 // testPermitContention: goroutines on two service instances take permits

@@ -173,40 +173,6 @@ func mustInt(t *testing.T, s string) int64 {
 	return v
 }
 
-// TestPermitList: a listing shows a semaphore with live permits (its
-// holders, newest on top) and leaves out a name whose only permit is
-// lock-delayed, beside plain locks.
-func TestPermitList(t *testing.T) {
-	srv := launch.Redis(t)
-	p := open(t, "redis://"+srv.Addr)
-	t.Cleanup(func() { _ = p.Close() })
-	s := service.New(p)
-	ctx := context.Background()
-	a, err := s.Acquire(ctx, lock.AcquireRequest{Name: "l.sem", Permits: 3, Owner: "a"})
-	require.NoError(t, err)
-	b, err := s.Acquire(ctx, lock.AcquireRequest{Name: "l.sem", Permits: 3, Owner: "b"})
-	require.NoError(t, err)
-	m, err := s.Acquire(ctx, lock.AcquireRequest{Name: "l.mutex"})
-	require.NoError(t, err)
-	d, err := s.Acquire(ctx, lock.AcquireRequest{Name: "l.delayed", TTL: time.Second, LockDelay: time.Minute})
-	require.NoError(t, err)
-	time.Sleep(time.Until(d.ExpiresAt.Add(50 * time.Millisecond)))
-	page, next, err := p.(providers.Lister).List(ctx, "l.", 10, "")
-	require.NoError(t, err)
-	assert.Empty(t, next)
-	require.Len(t, page, 2, "the delayed name is not held")
-	assert.Equal(t, "l.mutex", page[0].Name)
-	assert.Equal(t, m.FencingToken, page[0].Holder.FencingToken)
-	assert.Equal(t, "l.sem", page[1].Name)
-	assert.Equal(t, 3, page[1].Permits)
-	require.Len(t, page[1].Holders, 2)
-	assert.Equal(t, b.FencingToken, page[1].Holder.FencingToken)
-	assert.Equal(t, a.FencingToken, page[1].Holders[0].FencingToken)
-	st, err := s.Status(ctx, "l.sem")
-	require.NoError(t, err)
-	assert.Equal(t, st, page[1], "the same as status")
-}
-
 // TestPermitWriteRetriedAfterApplied: the client sends again a store
 // script whose answer was lost after the server ran it. The retry finds
 // the hash changed by that very write (its digest differs), so
