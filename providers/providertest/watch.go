@@ -402,18 +402,30 @@ func Election(t *testing.T, instances []*service.Service, name string, cfg Elect
 	assert.Equal(t, 1, lost, "the paused leader's renew after its TTL is lost")
 
 	// Every candidate has resigned or expired: the observers converge on
-	// "no leader" (the last leader's lease may still run out).
+	// "no leader" once the last lease runs out. An acquire its candidate
+	// gave up on (its context ended, or a fault) may still reach the store
+	// a moment later and create a lease nobody was told of: wait until the
+	// name has been free for half a second.
 	s := instances[0]
-	st, err := s.Status(ctx, name)
-	for try := 0; try < 5 && err != nil; try++ { // a fault: ask again
-		time.Sleep(50 * time.Millisecond)
-		st, err = s.Status(ctx, name)
+	status := func() lock.Status {
+		st, err := s.Status(ctx, name)
+		for try := 0; try < 5 && err != nil; try++ { // a fault: ask again
+			time.Sleep(50 * time.Millisecond)
+			st, err = s.Status(ctx, name)
+		}
+		require.NoError(t, err)
+		return st
 	}
-	require.NoError(t, err)
-	if st.Held {
-		waitUntil(st.Holder.ExpiresAt.Add(100 * time.Millisecond))
+	for settle := time.Now().Add(15 * time.Second); time.Now().Before(settle); {
+		if st := status(); st.Held {
+			waitUntil(st.Holder.ExpiresAt.Add(100 * time.Millisecond))
+			continue
+		}
+		time.Sleep(500 * time.Millisecond)
+		if !status().Held {
+			break
+		}
 	}
-	time.Sleep(500 * time.Millisecond)
 	stopWatch()
 	owg.Wait()
 	for i, seen := range observed {
