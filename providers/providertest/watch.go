@@ -305,6 +305,7 @@ func Election(t *testing.T, instances []*service.Service, name string, cfg Elect
 		paused    bool
 	)
 	observed := make([][]observation, cfg.Observers)
+	var omu sync.Mutex // guards observed until the observers end
 	var owg sync.WaitGroup
 	for i := range cfg.Observers {
 		ch := make(chan observation)
@@ -313,7 +314,9 @@ func Election(t *testing.T, instances []*service.Service, name string, cfg Elect
 		go func() {
 			defer owg.Done()
 			for o := range ch {
+				omu.Lock()
 				observed[i] = append(observed[i], o)
+				omu.Unlock()
 			}
 		}()
 	}
@@ -423,6 +426,20 @@ func Election(t *testing.T, instances []*service.Service, name string, cfg Elect
 		}
 		time.Sleep(500 * time.Millisecond)
 		if !status().Held {
+			break
+		}
+	}
+	// Each observer sees it within a poll and a read, or a little longer
+	// when a read is slow (one of the emulator's took a second once): give
+	// them up to the instances' operation timeout and then some.
+	for converged := time.Now().Add(5 * time.Second); time.Now().Before(converged); time.Sleep(50 * time.Millisecond) {
+		omu.Lock()
+		all := true
+		for _, seen := range observed {
+			all = all && len(seen) > 0 && !seen[len(seen)-1].held
+		}
+		omu.Unlock()
+		if all {
 			break
 		}
 	}
