@@ -48,6 +48,13 @@ func (l *lines) enter(ctx context.Context, name string) (p *place, leave func(),
 	}
 }
 
+// busy reports whether anyone is in name's line.
+func (l *lines) busy(name string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.q[name]) > 0
+}
+
 // leave takes p out of name's line; if it was first, the next one is.
 func (l *lines) leave(name string, p *place) {
 	l.mu.Lock()

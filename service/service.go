@@ -143,7 +143,8 @@ func (s *Service) Acquire(ctx context.Context, req lock.AcquireRequest) (lock.Le
 // Waiters of one name on this instance take turns: the first one waits on
 // the backend (a watch, or polling), the others queue behind it in
 // arrival order and try again only when it leaves (with the lock, or at
-// its deadline). A release then sets off one attempt per instance rather
+// its deadline); a newcomer that may wait queues behind them too instead
+// of trying first. A release then sets off one attempt per instance rather
 // than one per waiter; the backend still decides who gets the lock.
 func (s *Service) acquire(ctx context.Context, req lock.AcquireRequest, start time.Time) (_ lock.Lease, contended bool, _ error) {
 	deadline := start.Add(req.Wait)
@@ -158,6 +159,22 @@ func (s *Service) acquire(ctx context.Context, req lock.AcquireRequest, start ti
 			leave()
 		}
 	}()
+	if req.Wait > 0 && s.lines.busy(req.Name) {
+		// Others of this instance already wait for the name: queue behind
+		// them rather than barge in. A holder that releases and at once
+		// acquires again would otherwise win nearly every time against a
+		// waiter the backend has to wake (seen on the embedded etcd once
+		// its acquire became one RPC: waiters starved for seconds).
+		contended = true
+		wctx, cancel := context.WithDeadline(ctx, deadline)
+		var werr error
+		me, leave, _, werr = s.lines.enter(wctx, req.Name)
+		cancel()
+		if ctx.Err() != nil {
+			return lock.Lease{}, true, fmt.Errorf("acquire %q: %w", req.Name, ctx.Err())
+		}
+		_ = werr // the wait ran out in the line: one last attempt answers
+	}
 	for {
 		lease, err := s.call(ctx, func(ctx context.Context) (lock.Lease, error) { return s.attempt(ctx, req) })
 		var held *lock.HeldError

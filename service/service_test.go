@@ -273,3 +273,35 @@ func TestPingCache(t *testing.T) {
 	require.NoError(t, uncached.Ping(ctx))
 	assert.Equal(t, int64(5), p.n.Load(), "no cache unless asked")
 }
+
+// TestNewcomerQueuesBehindWaiters: a holder that releases and at once asks
+// again (with a wait) queues behind the waiter already there, which gets
+// the lock first; it does not barge in.
+func TestNewcomerQueuesBehindWaiters(t *testing.T) {
+	for name, p := range map[string]providers.Provider{"watching": memory.New(), "polled": polled{memory.New()}} {
+		t.Run(name, func(t *testing.T) {
+			s := service.New(p)
+			ctx := context.Background()
+			first, err := s.Acquire(ctx, lock.AcquireRequest{Name: "n"})
+			require.NoError(t, err)
+			got := make(chan lock.Lease, 1)
+			go func() {
+				w, err := s.Acquire(ctx, lock.AcquireRequest{Name: "n", Wait: 5 * time.Second})
+				assert.NoError(t, err)
+				got <- w
+			}()
+			time.Sleep(100 * time.Millisecond) // the waiter is in line
+			require.NoError(t, s.Release(ctx, lock.ReleaseRequest{Name: "n", LeaseID: first.LeaseID}))
+			again := make(chan lock.Lease, 1)
+			go func() {
+				l, err := s.Acquire(ctx, lock.AcquireRequest{Name: "n", Wait: 5 * time.Second})
+				assert.NoError(t, err)
+				again <- l
+			}()
+			w := <-got
+			require.NoError(t, s.Release(ctx, lock.ReleaseRequest{Name: "n", LeaseID: w.LeaseID}))
+			l := <-again
+			assert.Greater(t, l.FencingToken, w.FencingToken, "the waiter got the lock before the newcomer")
+		})
+	}
+}
