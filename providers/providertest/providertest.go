@@ -107,7 +107,7 @@ func Run(t *testing.T, h Harness) {
 		testWatchCost(t, p, uniqueName(t))
 	})
 	t.Run("WatchLatency", func(t *testing.T) {
-		testWatchLatency(t, open(t), open(t), uniqueName(t))
+		testWatchLatency(t, open(t), open(t), open(t), uniqueName(t))
 	})
 	t.Run("Election", func(t *testing.T) {
 		Election(t, []*service.Service{open(t), open(t)}, uniqueName(t), ElectionConfig{})
