@@ -16,7 +16,12 @@ require (
 	github.com/aws/aws-sdk-go-v2 v1.48.0
 	github.com/aws/aws-sdk-go-v2/config v1.33.18
 	github.com/aws/aws-sdk-go-v2/credentials v1.21.0
-	github.com/aws/aws-sdk-go-v2/service/dynamodb v1.74.0
+	// dynamodb is held at v1.68.0 knowingly: v1.69.0 moved the client to
+	// schema-based (de)serialization, whose package init (service/dynamodb/
+	// schemas: ~3,000 allocations, 0.3 ms) runs on every Lambda cold start
+	// before main; v1.68.0 is the last with generated serializers and has
+	// every operation hasp uses. BENCHMARKS.md, "Lambda cold start".
+	github.com/aws/aws-sdk-go-v2/service/dynamodb v1.68.0
 	github.com/aws/aws-sdk-go-v2/service/ssm v1.83.0
 	github.com/aws/smithy-go v1.28.9
 	github.com/awslabs/aws-lambda-go-api-proxy v0.16.2
