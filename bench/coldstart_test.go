@@ -11,7 +11,7 @@ import (
 )
 
 // coldStarts is how many fresh execution environments each function gets.
-const coldStarts = 24
+const coldStarts = 80
 
 // TestReportColdStart prints the Lambda cold-start table of BENCHMARKS.md
 // (HASP_BENCH=1, make bench): under the Runtime Interface Emulator, the time
