@@ -7,9 +7,11 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/hasplock/hasp/local"
 	"github.com/hasplock/hasp/lock"
 	"github.com/hasplock/hasp/providers/etcd"
 	"github.com/hasplock/hasp/service"
@@ -91,10 +93,18 @@ func BenchmarkHTTPPost400(b *testing.B) {
 	}
 }
 
+// BenchmarkHTTPStatus is one status request over HTTP on a kept
+// connection: a GET of a name nobody holds, one etcd read.
 func BenchmarkHTTPStatus(b *testing.B) {
 	s := newStack(b)
 	for b.Loop() {
-		r, _ := s.hc.Get(s.srv.URL + "/v1/locks?name=x")
+		r, err := s.hc.Get(s.srv.URL + "/v1/locks?name=x")
+		if err != nil {
+			b.Fatal(err)
+		}
+		// Read to the end, so the connection is kept and reused: a body
+		// closed unread costs a new connection per request.
+		_, _ = io.Copy(io.Discard, r.Body)
 		r.Body.Close()
 	}
 }
@@ -104,9 +114,17 @@ func BenchmarkHTTPStatus(b *testing.B) {
 // transaction (the create of acquire, the delete of release) and answer a
 // constant, with no decoding, validation, lease pool or hasp code at all.
 // Its ratio to the Mutex bounds what hasp serve can reach in TestReport.
+// etcd-mutex-tcp is the Mutex through a gRPC client on loopback TCP, as a
+// program outside etcd's process uses it.
 func BenchmarkCycleFloor(b *testing.B) {
-	s := newStack(b)
+	addr := freeAddr(b)
+	s := newStackWith(b, local.EmbeddedOptions{ClientURL: "http://" + addr})
 	cli := s.e.Client
+	netCli, err := clientv3.New(clientv3.Config{Endpoints: []string{addr}, DialTimeout: 5 * time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = netCli.Close() })
 	g, err := cli.Grant(context.Background(), 600)
 	if err != nil {
 		b.Fatal(err)
@@ -143,6 +161,7 @@ func BenchmarkCycleFloor(b *testing.B) {
 		}
 	}
 	b.Run("etcd-mutex", benchMutexCycle(s))
+	b.Run("etcd-mutex-tcp", benchMutexCycleOn(netCli))
 	b.Run("http-floor", func(b *testing.B) {
 		for b.Loop() {
 			post("/acquire")
