@@ -20,7 +20,9 @@ require (
 	// schema-based (de)serialization, whose package init (service/dynamodb/
 	// schemas: ~3,000 allocations, 0.3 ms) runs on every Lambda cold start
 	// before main; v1.68.0 is the last with generated serializers and has
-	// every operation hasp uses. BENCHMARKS.md, "Lambda cold start".
+	// every operation hasp uses. Its client keeps the SDK's generic retry
+	// defaults, so providers/dynamodb sets DynamoDB's newer ones (4
+	// attempts, 25 ms base) itself. BENCHMARKS.md, "Lambda cold start".
 	github.com/aws/aws-sdk-go-v2/service/dynamodb v1.68.0
 	github.com/aws/aws-sdk-go-v2/service/ssm v1.83.0
 	github.com/aws/smithy-go v1.28.9

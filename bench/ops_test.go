@@ -106,6 +106,9 @@ func BenchmarkHTTPStatus(b *testing.B) {
 		// closed unread costs a new connection per request.
 		_, _ = io.Copy(io.Discard, r.Body)
 		r.Body.Close()
+		if r.StatusCode != http.StatusOK {
+			b.Fatal(r.Status)
+		}
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/hasplock/hasp/providers"
@@ -36,5 +38,40 @@ func Open(ctx context.Context, u *url.URL) (providers.Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dynamodb: AWS configuration: %w", err)
 	}
-	return New(dynamodb.NewFromConfig(cfg), u.Host, opts...)
+	return New(dynamodb.NewFromConfig(cfg, clientRetries(cfg)), u.Host, opts...)
+}
+
+// DynamoDB's own retry defaults: 4 attempts, a 25 ms base backoff for
+// errors that are not throttling. The client sets them itself from v1.69.0
+// on; go.mod holds it at v1.68.0 (for the Lambda's cold start), which sets
+// them only when AWS_NEW_RETRIES_2026=true and otherwise keeps the SDK's
+// generic 3 attempts from a 50 ms base.
+const (
+	retryAttempts  = 4
+	retryBaseDelay = 25 * time.Millisecond
+)
+
+// clientRetries gives the client DynamoDB's retry defaults unless cfg
+// names a retryer of its own; a configured attempt count
+// (AWS_MAX_ATTEMPTS) and the adaptive mode (AWS_RETRY_MODE) are kept.
+func clientRetries(cfg aws.Config) func(*dynamodb.Options) {
+	return func(o *dynamodb.Options) {
+		if cfg.Retryer != nil {
+			return
+		}
+		std := func(so *retry.StandardOptions) {
+			so.MaxAttempts = retryAttempts
+			if o.RetryMaxAttempts != 0 {
+				so.MaxAttempts = o.RetryMaxAttempts
+			}
+			so.BaseDelay = retryBaseDelay
+		}
+		if o.RetryMode == aws.RetryModeAdaptive {
+			o.Retryer = retry.NewAdaptiveMode(func(ao *retry.AdaptiveModeOptions) {
+				ao.StandardOptions = append(ao.StandardOptions, std)
+			})
+			return
+		}
+		o.Retryer = retry.NewStandard(std)
+	}
 }

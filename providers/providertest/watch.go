@@ -525,7 +525,7 @@ func testWatchLatency(t *testing.T, watcher, changer, waiter *service.Service, n
 		// Odd rounds: the changer releases; a watch and a waiting acquire,
 		// each on an instance of its own, wait for it from the same moment.
 		got = watch(held.FencingToken)
-		granted := make(chan answer, 1)
+		granted := make(chan answer, 2) // the grant, then the release: never blocks
 		go func() {
 			l, err := waiter.Acquire(ctx, lock.AcquireRequest{Name: name, TTL: 30 * time.Second, Wait: 5 * time.Second})
 			granted <- answer{lock.Status{Held: err == nil, Holder: lock.Holder{FencingToken: l.FencingToken}}, time.Now(), err}

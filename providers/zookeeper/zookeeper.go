@@ -206,11 +206,12 @@
 // frees (its expiry plus its lock-delay).
 //
 // Watches of a holder (GET /v1/locks/watch, WaitHolderChange) use the
-// same session: one read that sets a data watch (an exists watch while
-// the znode does not exist), then the watch or the holder's expiry,
-// whichever comes first; the service reads the status after each. A
-// 1.5 s watch of a held lock costs 3 requests, where polling would cost
-// about 26.
+// same session: one data watch per znode (an exists watch while it does
+// not exist), shared by every watch of it until it fires, so that long
+// polls of a name nobody writes do not pile up watches in the client; each
+// wait is one read, then the watch or the holder's expiry, whichever
+// comes first, and the service reads the status after each. A 1.5 s watch
+// of a held lock costs 3 requests, where polling would cost about 26.
 //
 // # Listing
 //
@@ -295,8 +296,9 @@ type Provider struct {
 	clock          lock.Clock
 	maxSkew        time.Duration
 	versions       *versioncache.Cache[version]
-	calls          atomic.Int64 // requests sent, for providers.RequestCounter
-	listBudget     int          // reads one List may send (WithListReadBudget)
+	holderWatches  holderWatches // watches shared by WaitHolderChange
+	calls          atomic.Int64  // requests sent, for providers.RequestCounter
+	listBudget     int           // reads one List may send (WithListReadBudget)
 
 	wmu    sync.Mutex
 	wconn  *zk.Conn // the watches' connection, dialled when first needed
@@ -901,91 +903,6 @@ func (p *Provider) WaitChange(ctx context.Context, held *lock.HeldError) error {
 		}
 	}
 }
-
-// WaitHolderChange implements providers.HolderWatcher with one read that
-// leaves a watch on the znode (a data watch, or an exists watch while the
-// znode does not exist): it returns at once if the holder already differs
-// from the one with fencing token token (0: none), and otherwise on the
-// next write, creation or deletion of the znode, or when the holder's
-// expiry passes by this instance's clock. ZooKeeper fires a watch for any
-// change after the read that set it, so no change is missed; the service
-// reads the status again after each return.
-func (p *Provider) WaitHolderChange(ctx context.Context, name string, token int64) error {
-	conn, err := p.watchConn()
-	if err != nil {
-		return mapErr(err)
-	}
-	path := p.path(name)
-	w, err := do(ctx, p, func() (watched, error) {
-		d, st, ch, err := conn.GetW(path)
-		if errors.Is(err, zk.ErrNoNode) {
-			// No znode, so no holder: watch for its creation.
-			var exists bool
-			p.calls.Add(1)
-			exists, st, ch, err = conn.ExistsW(path)
-			if err == nil && exists {
-				err = errRecreated
-			} else if err == nil {
-				err = zk.ErrNoNode
-			}
-		}
-		return watched{got{d, st}, ch}, err
-	})
-	var until time.Duration = -1
-	switch {
-	case ctx.Err() != nil:
-		return ctx.Err()
-	case errors.Is(err, errRecreated):
-		return nil // created between the two reads: look again
-	case errors.Is(err, zk.ErrNoNode):
-		if token != 0 {
-			return nil // deleted: the holder is gone
-		}
-	case err != nil:
-		// Let the service read the status again, which reports a real
-		// failure; pause first so that an outage is no busy loop.
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(retryPause):
-			return nil
-		}
-	default:
-		v, err := decode(name, w.data, w.st)
-		if err != nil {
-			return nil // the status read reports it
-		}
-		now := p.clock.Now()
-		st, err := v.rec.status(now)
-		if err != nil {
-			return nil
-		}
-		var cur int64
-		if st.Held {
-			cur, until = st.Holder.FencingToken, st.Holder.ExpiresAt.Sub(now)
-		}
-		if cur != token {
-			return nil
-		}
-	}
-	var expiry <-chan time.Time
-	if until >= 0 {
-		t := time.NewTimer(until)
-		defer t.Stop()
-		expiry = t.C
-	}
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-expiry:
-		return nil
-	case <-w.ch:
-		return nil // written, created, deleted, or the connection ended
-	}
-}
-
-// errRecreated: a znode that did not exist when read exists when watched.
-var errRecreated = errors.New("zookeeper: the znode was created meanwhile")
 
 // Ping implements providers.Provider: one exists check of the prefix.
 func (p *Provider) Ping(ctx context.Context) error {

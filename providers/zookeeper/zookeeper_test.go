@@ -3,6 +3,7 @@ package zookeeper_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/url"
 	"strconv"
 	"sync"
@@ -616,3 +617,64 @@ func TestSessionExpiry(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestHolderWatchesShared: long polls of a name nobody writes set one
+// ZooKeeper watch, not one per call (the client keeps each until the znode
+// changes and cannot remove it); a change still ends every watch waiting,
+// and the next ones set a new watch.
+func TestHolderWatchesShared(t *testing.T) {
+	zks := launch.SharedZooKeeper(t)
+	pfx := prefix(t)
+	proxy := newWireProxy(t, zks.Addr)
+	watcher, changer := open(t, proxy.addr(), pfx), open(t, zks.Addr, pfx)
+	ws, cs := service.New(watcher), service.New(changer)
+	ctx := context.Background()
+	// The first watch dials the watch session and sets the watch.
+	_, _, err := ws.Watch(ctx, "quiet", 0, 300*time.Millisecond)
+	require.NoError(t, err)
+	proxy.reset()
+	const polls = 10
+	for range polls {
+		_, changed, err := ws.Watch(ctx, "quiet", 0, 20*time.Millisecond)
+		require.NoError(t, err)
+		require.False(t, changed)
+	}
+	counts := proxy.reset()
+	assert.Zero(t, counts["exists"], "no new exists watch on the missing znode: %v", counts)
+	assert.LessOrEqual(t, counts["get"], 3*polls, "each poll: a status read, a read without a watch, a last status read: %v", counts)
+
+	// Several watches wait on the one watch; a grant ends them all.
+	const watches = 4
+	answers := make(chan lock.Status, watches)
+	errs := make(chan error, watches)
+	for range watches {
+		go func() {
+			st, changed, err := ws.Watch(ctx, "quiet", 0, 10*time.Second)
+			if err == nil && !changed {
+				err = errors.New("no change")
+			}
+			answers <- st
+			errs <- err
+		}()
+	}
+	time.Sleep(100 * time.Millisecond)
+	l, err := cs.Acquire(ctx, lock.AcquireRequest{Name: "quiet", TTL: 20 * time.Second})
+	require.NoError(t, err)
+	for range watches {
+		require.NoError(t, <-errs)
+		assert.Equal(t, l.FencingToken, (<-answers).Holder.FencingToken)
+	}
+	// The fired watch is gone: a watch of the holder sets a new one, and
+	// sees the release.
+	done := make(chan error, 1)
+	go func() {
+		st, changed, err := ws.Watch(ctx, "quiet", l.FencingToken, 10*time.Second)
+		if err == nil && (!changed || st.Held) {
+			err = errors.New("the release was not seen")
+		}
+		done <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	require.NoError(t, cs.Release(ctx, lock.ReleaseRequest{Name: "quiet", LeaseID: l.LeaseID}))
+	require.NoError(t, <-done)
+}
