@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/hasplock/hasp/local/testbed/faults"
@@ -26,7 +25,7 @@ func TestElectionThroughFaults(t *testing.T) {
 	b := newBackend(t, "election")
 	var (
 		instances []*service.Service
-		injectors []*faults.Transport
+		injectors []providertest.Injector
 	)
 	for range 3 {
 		ft := faults.NewTransport(b.rt)
@@ -38,17 +37,5 @@ func TestElectionThroughFaults(t *testing.T) {
 		require.NoError(t, p.Ping(context.Background()))
 		instances, injectors = append(instances, service.New(p, service.WithOpTimeout(2*time.Second))), append(injectors, ft)
 	}
-	plan := faults.Plan{Delay: 20 * time.Millisecond, DelayP: 0.05, ResetP: 0.005, DropResponseP: 0.01, Stall: 200 * time.Millisecond, StallP: 0.005}
-	for _, ft := range injectors {
-		ft.SetPlan(plan)
-	}
-	providertest.Election(t, instances, "election.faults", providertest.ElectionConfig{Duration: 5 * time.Second})
-	var total int64
-	for _, ft := range injectors {
-		ft.SetPlan(faults.Plan{})
-		c := ft.Counts()
-		total += c.Total()
-		t.Logf("faults injected: %d delays, %d resets, %d dropped responses, %d stalls", c.Delays, c.Resets, c.DroppedResponses, c.Stalls)
-	}
-	assert.Positive(t, total, "faults were injected")
+	providertest.ElectionThroughFaults(t, instances, faults.Plan{Delay: 20 * time.Millisecond, DelayP: 0.05, ResetP: 0.005, DropResponseP: 0.01, Stall: 200 * time.Millisecond, StallP: 0.005}, injectors...)
 }
