@@ -428,6 +428,9 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 			Error:   wire.ErrorBody{Code: "permits_mismatch", Message: fmt.Sprintf("the lock's holders hold it with permits %d; this acquire asked for %d", mismatch.Permits, mismatch.Requested)},
 			Permits: mismatch.Permits,
 		})
+	case errors.Is(err, lock.ErrRecordTooLarge):
+		h.log.WarnContext(r.Context(), "record too large for the store", "path", r.URL.Path, "error", err.Error())
+		writeError(w, http.StatusConflict, "record_too_large", "this acquire would make the lock's record larger than the "+h.svc.ProviderName()+" store holds: its holders' owners and metadata take too much room (use shorter ones), or wait until holders release", "")
 	case errors.Is(err, lock.ErrLeaseLost):
 		writeError(w, http.StatusConflict, "lease_lost", "the lease no longer holds the lock (expired, released or taken over)", "")
 	case errors.Is(err, lock.ErrThrottled):

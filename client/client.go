@@ -114,6 +114,8 @@ func (e *Error) Unwrap() error {
 		return lock.ErrHeld
 	case e.Code == "permits_mismatch":
 		return lock.ErrPermitsMismatch
+	case e.Code == "record_too_large":
+		return lock.ErrRecordTooLarge
 	case e.Code == "invalid_argument" || e.StatusCode == http.StatusRequestEntityTooLarge:
 		return lock.ErrInvalidArgument
 	case e.StatusCode == http.StatusUnauthorized || e.StatusCode == http.StatusForbidden:

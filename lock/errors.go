@@ -32,6 +32,12 @@ var (
 	// than the one the name's holders agreed on (a mutex is 1). The error
 	// is a *PermitsMismatchError.
 	ErrPermitsMismatch = errors.New("lock: permits mismatch")
+	// ErrRecordTooLarge means an acquire would make the name's record
+	// larger than the store can hold in one item (DynamoDB's 400 KB,
+	// Cosmos DB's 2 MB, a znode's 1 MB, etcd's request limit): a
+	// semaphore whose holders' owners and metadata take too much room.
+	// Nothing changed. Retrying does not help until holders leave.
+	ErrRecordTooLarge = errors.New("lock: the lock's record would be too large for the store")
 )
 
 // PermitsMismatchError reports an acquire whose permit count disagrees

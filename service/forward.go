@@ -39,7 +39,7 @@ func (s *Service) call(ctx context.Context, op func(context.Context) (lock.Lease
 }
 
 func isLockError(err error) bool {
-	for _, target := range []error{lock.ErrHeld, lock.ErrLeaseLost, lock.ErrPermitsMismatch, lock.ErrInvalidArgument, lock.ErrUnavailable, lock.ErrThrottled} {
+	for _, target := range []error{lock.ErrHeld, lock.ErrLeaseLost, lock.ErrPermitsMismatch, lock.ErrRecordTooLarge, lock.ErrInvalidArgument, lock.ErrUnavailable, lock.ErrThrottled} {
 		if errors.Is(err, target) {
 			return true
 		}

@@ -191,8 +191,8 @@
 // 1,024 bytes of metadata in plain ASCII, about 1.44 MB (1,435 bytes a
 // permit), which fits; metadata made of characters JSON escapes (quotes,
 // control characters) can make a permit about 8.3 KB, and then only about
-// 240 permits fit. A write over the limit (413) fails with an internal
-// error that says so, and writes nothing. Request units grow with the
+// 240 permits fit. A write over the limit (413) fails with
+// lock.ErrRecordTooLarge (HTTP 409 record_too_large), and writes nothing. Request units grow with the
 // item: by Microsoft's published table (Session consistency, default
 // indexing; the emulator charges 1 RU for everything, so this is not
 // measured here), a point read costs about 10 RU at 128 KB, 20 at 256 KB

@@ -81,6 +81,10 @@ func mapErr(err error) error {
 			return lock.Unavailable(fmt.Errorf("cosmos: %w", err), retryAfter(re.RawResponse, defaultRetryAfter))
 		case s == http.StatusPreconditionFailed:
 			return fmt.Errorf("%w: cosmos: %w", lock.ErrLeaseLost, err)
+		case s == http.StatusRequestEntityTooLarge:
+			// The document would pass the 2 MB item limit: the same write
+			// would be refused again.
+			return fmt.Errorf("%w: cosmos: %w", lock.ErrRecordTooLarge, err)
 		}
 		return fmt.Errorf("cosmos: %w", err)
 	}

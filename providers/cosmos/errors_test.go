@@ -53,6 +53,7 @@ func TestMapErr(t *testing.T) {
 		{"401 (a wrong key)", responseError(401, nil), 401, nil, 0},
 		{"403", responseError(403, nil), 403, nil, 0},
 		{"400", responseError(400, nil), 400, nil, 0},
+		{"413 (a document over 2 MB)", responseError(413, nil), 413, lock.ErrRecordTooLarge, 0},
 		{"deadline", context.DeadlineExceeded, 0, lock.ErrUnavailable, time.Second},
 		{"canceled", context.Canceled, 0, lock.ErrUnavailable, time.Second},
 		{"connection reset", &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}, 0, lock.ErrUnavailable, time.Second},
@@ -60,7 +61,7 @@ func TestMapErr(t *testing.T) {
 		{"unexpected EOF", io.ErrUnexpectedEOF, 0, lock.ErrUnavailable, time.Second},
 		{"anything else", errors.New("boom"), 0, nil, 0},
 	}
-	sentinels := []error{lock.ErrThrottled, lock.ErrUnavailable, lock.ErrLeaseLost, lock.ErrHeld}
+	sentinels := []error{lock.ErrThrottled, lock.ErrUnavailable, lock.ErrLeaseLost, lock.ErrHeld, lock.ErrRecordTooLarge}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			assert.Equal(t, tt.status, status(tt.err))

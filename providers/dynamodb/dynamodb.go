@@ -86,9 +86,10 @@
 // ones, and up to about 1,430 with the largest owner (255 bytes) and
 // metadata (1,024 bytes), more when they need JSON escaping (<, >, & and
 // control characters take 6 bytes). So 1,000 permits fit only with small
-// owners and metadata (135 to 210 KB); with the largest, about 280 do,
-// and the write that would pass 400 KB fails (a ValidationException,
-// reported with the table's size), leaving the table as it was.
+// owners and metadata (135 to 210 KB); with the largest, about 280 do
+// (about 52 when every character escapes sixfold), and the write that
+// would pass 400 KB fails with lock.ErrRecordTooLarge (HTTP 409
+// record_too_large), leaving the table as it was.
 // Throughput: a write costs one WCU per KB (rounded up) of the larger of
 // the item before and after it, a strongly consistent read one RCU per
 // 4 KB, and a name's item lives in one partition, which serves at most

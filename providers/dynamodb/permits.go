@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/hasplock/hasp/lock"
 	"github.com/hasplock/hasp/providers"
 )
 
@@ -147,8 +148,11 @@ func (p *Provider) StorePermits(ctx context.Context, name string, prev providers
 		return tok, nil
 	case errors.As(err, &ccf):
 		return 0, fmt.Errorf("dynamodb: permit table of %q: %w", name, providers.ErrConflict)
+	case errors.As(err, &ae) && ae.ErrorCode() == "ValidationException" && strings.Contains(ae.ErrorMessage(), "size"):
+		// The 400 KB item limit (see the package doc): "Item size to
+		// update has exceeded the maximum allowed size".
+		return 0, fmt.Errorf("dynamodb: the permit table of %q (%d permits, %d bytes) does not fit in one DynamoDB item (400 KB): %w: %w", name, len(t.Holders), len(enc), lock.ErrRecordTooLarge, err)
 	case errors.As(err, &ae) && ae.ErrorCode() == "ValidationException":
-		// Most likely the 400 KB item limit (see the package doc).
 		return 0, fmt.Errorf("dynamodb: writing the permit table of %q (%d permits, %d bytes): %w", name, len(t.Holders), len(enc), err)
 	}
 	return 0, mapErr(err)

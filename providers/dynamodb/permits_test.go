@@ -1,8 +1,13 @@
 package dynamodb_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -11,6 +16,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hasplock/hasp/api"
+	haspclient "github.com/hasplock/hasp/client"
 	"github.com/hasplock/hasp/local/testbed/launch"
 	"github.com/hasplock/hasp/lock"
 	"github.com/hasplock/hasp/providers/dynamodb"
@@ -149,4 +156,51 @@ func TestPermitWriteRetriedAfterApplied(t *testing.T) {
 			require.NoError(t, s.Release(ctx, lock.ReleaseRequest{Name: name, LeaseID: l.LeaseID}))
 		})
 	}
+}
+
+// TestRecordTooLargeOverHTTP: a semaphore whose holders carry the largest
+// owners and metadata fills DynamoDB's 400 KB item; the acquire that would
+// pass it answers 409 record_too_large with the API's error body (no
+// DynamoDB text), the SDK reports lock.ErrRecordTooLarge without retrying,
+// and the holders keep their permits.
+func TestRecordTooLargeOverHTTP(t *testing.T) {
+	url, _ := launch.Dynalite(t, "")
+	db := client(url, nil)
+	require.NoError(t, dynamodb.CreateTable(context.Background(), db, "large", false))
+	p, err := dynamodb.New(db, "large")
+	require.NoError(t, err)
+	srv := httptest.NewServer(api.New(service.New(p)))
+	defer srv.Close()
+	c, err := haspclient.New(srv.URL)
+	require.NoError(t, err)
+	ctx := context.Background()
+	opts := []haspclient.AcquireOption{haspclient.WithPermits(lock.MaxPermits), haspclient.WithAutoRenew(false),
+		haspclient.WithOwner(strings.Repeat("<", lock.MaxOwnerLen)), haspclient.WithMetadata(strings.Repeat("\x01", lock.MaxMetadataLen))}
+	held := 0
+	for ; held < lock.MaxPermits; held++ {
+		if _, err = c.Acquire(ctx, "big", opts...); err != nil {
+			break
+		}
+	}
+	require.ErrorIs(t, err, lock.ErrRecordTooLarge)
+	require.Greater(t, held, 10, "permits granted before the item was full")
+	t.Logf("%d permits of the largest fit in a 400 KB item", held)
+
+	body, err := json.Marshal(map[string]any{"name": "big", "permits": lock.MaxPermits,
+		"owner": strings.Repeat("<", lock.MaxOwnerLen), "metadata": strings.Repeat("\x01", lock.MaxMetadataLen)})
+	require.NoError(t, err)
+	resp, err := http.Post(srv.URL+"/v1/locks/acquire", "application/json", bytes.NewReader(body))
+	require.NoError(t, err)
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusConflict, resp.StatusCode, "%s", raw)
+	var e struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &e), "%s", raw)
+	assert.Equal(t, "record_too_large", e.Error.Code)
+	assert.NotContains(t, string(raw), "ValidationException", "backend text never leaks")
+	st, err := c.Status(ctx, "big")
+	require.NoError(t, err)
+	assert.Len(t, st.Holders, held, "the holders keep their permits")
 }

@@ -42,7 +42,9 @@
 // so tokens rise across permits and mutex holders alike. Waiting acquires
 // and watches wake on any write to a table key. A table is one etcd value:
 // etcd's request limit (1.5 MiB by default) bounds it, about 1,000 permits
-// with short owners and no metadata, fewer with large metadata.
+// with short owners and no metadata, fewer with large metadata (about 170
+// when every character of the largest escapes sixfold); a write past it
+// fails with lock.ErrRecordTooLarge (HTTP 409 record_too_large).
 //
 // etcd leases are recycled: a lease whose key was released (or that an
 // acquire granted but did not use) goes back to a small pool per TTL, and
@@ -511,6 +513,9 @@ func (p *Provider) StorePermits(ctx context.Context, name string, prev providers
 		If(clientv3.Compare(clientv3.ModRevision(key), "=", ver)).
 		Then(clientv3.OpPut(key, val)).
 		Commit()
+	if tooLarge(err) {
+		return 0, fmt.Errorf("etcd: the permit table of %q (%d permits, a %d-byte value) is larger than etcd takes in one request: %w: %w", name, len(t.Holders), len(val), lock.ErrRecordTooLarge, err)
+	}
 	if err != nil {
 		return 0, mapErr(err)
 	}
@@ -678,6 +683,21 @@ func holder(kv *mvccpb.KeyValue, r record) lock.Holder {
 	return lock.Holder{Owner: r.Owner, FencingToken: kv.CreateRevision, ExpiresAt: r.expires(), Metadata: r.Metadata}
 }
 
+// tooLarge reports whether err refused a request for its size: etcd's own
+// limit (--max-request-bytes, 1.5 MiB by default), or gRPC's message
+// limit on either side (the client's MaxCallSendMsgSize, 2 MiB by
+// default; the server's, the request limit plus 512 KiB).
+func tooLarge(err error) bool {
+	if err == nil {
+		return false
+	}
+	if rpctypes.ErrorDesc(err) == rpctypes.ErrorDesc(rpctypes.ErrGRPCRequestTooLarge) {
+		return true
+	}
+	s, ok := status.FromError(err)
+	return ok && s.Code() == codes.ResourceExhausted && strings.Contains(s.Message(), "larger than max")
+}
+
 // mapErr maps etcd and gRPC errors to the lock package's sentinels. The
 // callers handle the errors that carry lock semantics (a missing lease)
 // first; misconfiguration (permissions, authentication, invalid requests)
@@ -694,6 +714,10 @@ func mapErr(err error) error {
 		code = ee.Code()
 	} else if s, ok := status.FromError(err); ok {
 		code = s.Code()
+	}
+	if tooLarge(err) {
+		// Not load: the same request would be refused again.
+		return fmt.Errorf("etcd: %w: %w", lock.ErrRecordTooLarge, err)
 	}
 	switch code {
 	case codes.PermissionDenied, codes.Unauthenticated, codes.InvalidArgument, codes.FailedPrecondition, codes.Unimplemented:

@@ -25,6 +25,11 @@ func TestMapErr(t *testing.T) {
 		{rpctypes.ErrGRPCNoSpace, lock.ErrUnavailable},
 		{rpctypes.ErrTooManyRequests, lock.ErrThrottled},
 		{status.Error(codes.ResourceExhausted, "slow down"), lock.ErrThrottled},
+		// Refused for its size, by etcd or by gRPC on either side: not
+		// load, and not retryable.
+		{rpctypes.ErrGRPCRequestTooLarge, lock.ErrRecordTooLarge},
+		{status.Error(codes.ResourceExhausted, "trying to send message larger than max (7864424 vs. 2097152)"), lock.ErrRecordTooLarge},
+		{status.Error(codes.ResourceExhausted, "grpc: received message larger than max (2100000 vs. 2097152)"), lock.ErrRecordTooLarge},
 	} {
 		if got := mapErr(tt.err); !errors.Is(got, tt.want) {
 			t.Errorf("mapErr(%v) = %v, want %v", tt.err, got, tt.want)
@@ -33,7 +38,7 @@ func TestMapErr(t *testing.T) {
 	for _, err := range []error{
 		rpctypes.ErrGRPCPermissionDenied,
 		rpctypes.ErrGRPCInvalidAuthToken,
-		status.Error(codes.InvalidArgument, "request is too large"),
+		rpctypes.ErrGRPCRequestTooLarge,
 	} {
 		got := mapErr(err)
 		if errors.Is(got, lock.ErrUnavailable) || errors.Is(got, lock.ErrThrottled) || got == nil {

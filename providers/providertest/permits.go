@@ -3,6 +3,7 @@ package providertest
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -34,6 +35,7 @@ func runPermits(t *testing.T, open func(t *testing.T) *service.Service, cfg Cont
 		{"LockDelayNotAfterRelease", testLockDelayReleased},
 		{"TokensAcrossMutexAndSemaphore", testTokensAcrossKinds},
 		{"ListShowsLivePermits", testPermitList},
+		{"RecordTooLarge", testRecordTooLarge},
 	}
 	t.Run("Semantics", func(t *testing.T) { runParallel(t, open, tests) })
 	t.Run("Contention", func(t *testing.T) {
@@ -49,6 +51,82 @@ func acquireN(t *testing.T, s *service.Service, name string, permits int, ttl ti
 	checkLease(t, l, name, ttl, before)
 	assert.Equal(t, permits, l.Permits)
 	return l
+}
+
+// testRecordTooLarge: a semaphore of lock.MaxPermits whose holders'
+// owners and metadata are as long as allowed, in characters that JSON
+// escapes sixfold (about 7.8 MB of table), is either held whole or refused
+// at the store's item limit with lock.ErrRecordTooLarge (never an internal
+// error), and a refused write changes nothing. The most such permits the
+// store takes is found by bisection over StorePermits; then the service's
+// acquire of one more is refused, and the holders still hold.
+func testRecordTooLarge(t *testing.T, s *service.Service, name string) {
+	ctx := ctxFor(t)
+	ps, _ := providers.As[providers.PermitStore](s.Provider())
+	owner, md := strings.Repeat("<", lock.MaxOwnerLen), strings.Repeat("\x01", lock.MaxMetadataLen)
+	store := func(n int) error {
+		var (
+			rec providers.PermitRecord
+			err = providers.ErrConflict
+		)
+		// A conflict (ZooKeeper's first write makes its prefix) is read
+		// again, as the service does.
+		for try := 0; errors.Is(err, providers.ErrConflict) && try < 3; try++ {
+			rec, err = ps.LoadPermits(ctx, name)
+			require.NoError(t, err)
+			tab := providers.PermitTable{Permits: lock.MaxPermits}
+			exp := rec.Now.Add(time.Minute).UnixMilli()
+			for range n {
+				tab.Holders = append(tab.Holders, providers.Permit{Lease: providers.HashLeaseID(providers.PermitLeaseID()),
+					Owner: owner, Metadata: md, TTLms: 60000, ExpMs: exp})
+			}
+			_, err = ps.StorePermits(ctx, name, rec, tab)
+		}
+		if err != nil {
+			require.ErrorIs(t, err, lock.ErrRecordTooLarge, "a table of %d permits", n)
+			after, lerr := ps.LoadPermits(ctx, name)
+			require.NoError(t, lerr)
+			assert.Equal(t, rec.Version, after.Version, "a refused write of %d permits changes nothing", n)
+		}
+		return err
+	}
+	fit, over := lock.MaxPermits-1, lock.MaxPermits
+	if store(fit) != nil {
+		fit, over = 0, fit
+		for over-fit > 1 {
+			if mid := (fit + over) / 2; store(mid) == nil {
+				fit = mid
+			} else {
+				over = mid
+			}
+		}
+		// The last write that took is of fit permits: the record holds
+		// them.
+		require.Greater(t, fit, 0, "not even one permit fits")
+	}
+	if over < lock.MaxPermits {
+		t.Logf("%d permits of the largest fit in one record; %d do not", fit, over)
+	} else {
+		t.Logf("a table of %d permits of the largest fits in one record", fit)
+	}
+
+	big := lock.AcquireRequest{Name: name, Permits: lock.MaxPermits, Owner: owner, Metadata: md, TTL: time.Minute}
+	l, err := s.Acquire(ctx, big)
+	held := fit
+	if over < lock.MaxPermits {
+		// %.300v: a store's error may quote its request.
+		require.Truef(t, errors.Is(err, lock.ErrRecordTooLarge) && !errors.Is(err, lock.ErrHeld), "permit %d of the largest: %.300v", over, err)
+	} else {
+		held = lock.MaxPermits
+		require.NoError(t, err, "the last permit")
+		_, err = s.TryAcquire(ctx, big)
+		require.ErrorIs(t, err, lock.ErrHeld, "every permit is held")
+		defer func() { require.NoError(t, s.Release(ctx, lock.ReleaseRequest{Name: name, LeaseID: l.LeaseID})) }()
+	}
+	st, err := s.Status(ctx, name)
+	require.NoError(t, err)
+	assert.Equal(t, held, len(st.Holders), "the holders still hold")
+	assert.Equal(t, md, st.Holder.Metadata)
 }
 
 func testPermitsUnsupported(t *testing.T, s *service.Service, name string) {

@@ -3,7 +3,6 @@ package spanner_test
 import (
 	"context"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -14,7 +13,6 @@ import (
 
 	"github.com/hasplock/hasp/local/testbed/launch"
 	"github.com/hasplock/hasp/lock"
-	"github.com/hasplock/hasp/providers"
 	"github.com/hasplock/hasp/providers/providertest"
 	"github.com/hasplock/hasp/providers/spanner"
 	"github.com/hasplock/hasp/service"
@@ -219,45 +217,4 @@ func TestListPermitTables(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, items, 1)
 	assert.Equal(t, "l/b", items[0].Name)
-}
-
-// TestPermitTableLimits: a semaphore of lock.MaxPermits (1000) permits
-// whose owners and metadata are as long as allowed and made of characters
-// that JSON escapes sixfold (about 7.8 MB encoded, past the 2,621,440
-// characters of a STRING(MAX) value, within the 10 MiB of a BYTES(MAX)
-// one) is written, read and used: 999 permits written in one StorePermits,
-// the last taken through the service, then a held acquire, a status and a
-// release.
-func TestPermitTableLimits(t *testing.T) {
-	if testing.Short() {
-		t.Skip("writes an 8 MB row")
-	}
-	e := launch.Spanner(t)
-	p := open(t, e, database(t, e))
-	defer p.Close()
-	ctx := context.Background()
-	owner := strings.Repeat("<", lock.MaxOwnerLen)
-	md := strings.Repeat("\x01", lock.MaxMetadataLen)
-	rec, err := p.LoadPermits(ctx, "big")
-	require.NoError(t, err)
-	tab := providers.PermitTable{Permits: lock.MaxPermits}
-	exp := rec.Now.Add(time.Minute).UnixMilli()
-	for i := range lock.MaxPermits - 1 {
-		tab.Holders = append(tab.Holders, providers.Permit{Lease: providers.HashLeaseID(fmt.Sprint(i)), Owner: owner, Metadata: md, TTLms: 60000, ExpMs: exp, DelayMs: 60000})
-	}
-	tok, err := p.StorePermits(ctx, "big", rec, tab)
-	require.NoError(t, err)
-	t.Logf("%d permits: %d bytes encoded", len(tab.Holders), len(providers.EncodePermitTable(tab)))
-
-	s := service.New(p)
-	l, err := s.Acquire(ctx, lock.AcquireRequest{Name: "big", Permits: lock.MaxPermits, Owner: owner, Metadata: md, TTL: time.Minute})
-	require.NoError(t, err)
-	assert.Greater(t, l.FencingToken, tok)
-	_, err = s.TryAcquire(ctx, lock.AcquireRequest{Name: "big", Permits: lock.MaxPermits})
-	require.ErrorIs(t, err, lock.ErrHeld, "all 1000 permits are taken")
-	st, err := s.Status(ctx, "big")
-	require.NoError(t, err)
-	require.Len(t, st.Holders, lock.MaxPermits)
-	assert.Equal(t, md, st.Holder.Metadata)
-	require.NoError(t, s.Release(ctx, lock.ReleaseRequest{Name: "big", LeaseID: l.LeaseID}))
 }

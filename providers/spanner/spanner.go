@@ -126,7 +126,7 @@
 // (up to 255 bytes) and metadata (up to 1,024), so typically well under
 // 1.5 MB; owner and metadata made of characters that JSON escapes sixfold
 // (control characters, <, >, &) reach about 7.8 MB at most, which fits a
-// BYTES(MAX) value (TestPermitTableLimits; a STRING(MAX) one would not:
+// BYTES(MAX) value (the conformance test RecordTooLarge; a STRING(MAX) one would not:
 // 2,621,440 characters). Every operation on one name reads and rewrites
 // the whole row, so a big table costs its size in each read and commit.
 // All operations on a name serialize on its row: each permit

@@ -123,7 +123,7 @@ func (p *Provider) StorePermits(ctx context.Context, name string, prev providers
 		}
 	}
 	if n := len(next.encode()); n > MaxDataBytes {
-		return 0, fmt.Errorf("zookeeper: the permit table of %q (%d permits) makes a record of %d bytes, more than the %d a znode takes (jute.maxbuffer)", name, len(t.Holders), n, MaxDataBytes)
+		return 0, fmt.Errorf("zookeeper: the permit table of %q (%d permits) makes a record of %d bytes, more than the %d a znode takes (jute.maxbuffer): %w", name, len(t.Holders), n, MaxDataBytes, lock.ErrRecordTooLarge)
 	}
 	var w version
 	if found {

@@ -352,7 +352,7 @@ func TestPermitTableSize(t *testing.T) {
 	require.NoError(t, err)
 	large := table(strings.Repeat("o", lock.MaxOwnerLen), strings.Repeat("m", lock.MaxMetadataLen))
 	_, err = p.StorePermits(ctx, "big", rec, large)
-	require.Error(t, err)
+	require.ErrorIs(t, err, lock.ErrRecordTooLarge)
 	assert.Contains(t, err.Error(), "jute.maxbuffer")
 	after, err := p.LoadPermits(ctx, "big")
 	require.NoError(t, err)

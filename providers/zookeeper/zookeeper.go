@@ -174,7 +174,8 @@
 //
 // Limits: ZooKeeper refuses a request larger than jute.maxbuffer (by
 // default 1 MiB less one byte), so a record is at most MaxDataBytes and a
-// larger table is refused before it is sent (an error, not unavailable).
+// larger table is refused before it is sent, with lock.ErrRecordTooLarge
+// (HTTP 409 record_too_large).
 // A permit takes about 135 bytes of the record with no owner or metadata,
 // about 155 with a short owner, and about 1,440 with a 255-byte owner and
 // 1,024 bytes of metadata (more where JSON escapes characters, up to six
@@ -540,12 +541,15 @@ func (p *Provider) set(ctx context.Context, name string, base version, next reco
 
 // create creates name's znode holding rec, failing with zk.ErrNodeExists
 // if it exists (zk.ErrNoNode: the prefix is missing). It is a Multi of the
-// create and a SetData at version 0, whose answer carries the Stat.
+// create of an empty znode and a SetData of rec at version 0, whose answer
+// carries the Stat; the two apply at once, so nobody reads the empty
+// znode, and the data is sent once (a request of it twice would pass
+// jute.maxbuffer at half the MaxDataBytes StorePermits checks).
 func (p *Provider) create(ctx context.Context, name string, rec record) (version, error) {
 	path, data := p.path(name), rec.encode()
 	res, err := do(ctx, p, func() ([]zk.MultiResponse, error) {
 		return p.conn.Multi(
-			&zk.CreateRequest{Path: path, Data: data, Acl: openACL},
+			&zk.CreateRequest{Path: path, Acl: openACL},
 			&zk.SetDataRequest{Path: path, Data: data, Version: 0},
 		)
 	})
