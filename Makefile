@@ -49,9 +49,12 @@ test: deps check-tools lint test-go
 	$(GO) test -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime $(FUZZTIME) ./api
 
 TEST_LOG ?= $(BIN)/test-go.log
+## TEST_P: test binaries run at once. The provider tests spend most of their time waiting on
+## their servers (the cores were half idle at one binary per core), so one more than the cores.
+TEST_P ?= $(shell echo $$(( $$(nproc) + 1 )))
 test-go:
 	@mkdir -p $(BIN)
-	set -o pipefail; $(GO) test -count=1 -race -timeout 15m ./... 2>&1 | tee $(TEST_LOG)
+	set -o pipefail; $(GO) test -count=1 -race -p $(TEST_P) -timeout 15m ./... 2>&1 | tee $(TEST_LOG)
 	set -o pipefail; cd infra && $(GO) test -count=1 -timeout 10m ./... 2>&1 | tee -a ../$(TEST_LOG)
 	@scripts/test-summary.sh $(TEST_LOG)
 

@@ -7,4 +7,4 @@ times() { awk '($1 == "ok" || $1 == "FAIL") && $3 ~ /^[0-9.]+s$/ { t = $3; sub(/
 echo
 echo "per-package test time, slowest first:"
 times | sort -rn | head -25
-times | awk '{ sum += $1; n++ } END { printf "%9.1f s  in all, %d packages (go test runs them in parallel, one per core)\n", sum, n }'
+times | awk '{ sum += $1; n++ } END { printf "%9.1f s  in all, %d packages (go test runs several at once: make test'"'"'s TEST_P)\n", sum, n }'
