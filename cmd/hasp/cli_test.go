@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,7 +11,10 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hasplock/hasp/local/testbed/launch"
+	"github.com/hasplock/hasp/lock"
 )
 
 // hasp runs the CLI with args against endpoint and returns its exit code,
@@ -199,17 +204,90 @@ func renewBreaker(t *testing.T, target string) string {
 	return srv.URL
 }
 
+// leaseEnd polls name's status on url until a holder shows, and sends that
+// holder's expires_at: with renewals broken, the end of the lease a
+// command runs under. Measuring against it leaves out the time the hasp
+// process took to start and acquire.
+func leaseEnd(t *testing.T, url, name string) <-chan time.Time {
+	ch := make(chan time.Time, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go func() {
+		for ctx.Err() == nil {
+			var st struct {
+				Held      bool   `json:"held"`
+				ExpiresAt string `json:"expires_at"`
+			}
+			if resp, err := http.Get(url + "/v1/locks?name=" + name); err == nil {
+				_ = json.NewDecoder(resp.Body).Decode(&st)
+				resp.Body.Close()
+				if exp, err := lock.ParseTime(st.ExpiresAt); err == nil && st.Held {
+					ch <- exp
+					return
+				}
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	return ch
+}
+
+// commandDeath returns a shell prefix that makes a command write its pid
+// to a file, and a channel that sends the moment that process is first
+// seen dead (gone, or a zombie not yet reaped), polled every 2 ms.
+func commandDeath(t *testing.T) (prefix string, died <-chan time.Time) {
+	pidfile := filepath.Join(t.TempDir(), "pid")
+	ch := make(chan time.Time, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go func() {
+		stat := ""
+		for ctx.Err() == nil {
+			if stat == "" {
+				if b, err := os.ReadFile(pidfile); err == nil && strings.HasSuffix(string(b), "\n") {
+					stat = "/proc/" + strings.TrimSpace(string(b)) + "/stat"
+				}
+			} else if b, err := os.ReadFile(stat); err != nil || strings.Contains(string(b), ") Z ") {
+				ch <- time.Now()
+				return
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	return "echo $$ > " + pidfile + "; ", ch
+}
+
+// diedBefore asserts that the command seen by commandDeath died before the
+// lease seen by leaseEnd ended.
+func diedBefore(t *testing.T, died, end <-chan time.Time, msg string) {
+	t.Helper()
+	var at, exp time.Time
+	select {
+	case at = <-died:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the command was never seen dead")
+	}
+	select {
+	case exp = <-end:
+	default:
+		t.Fatal("the lease was never seen held")
+	}
+	t.Logf("the command died %s before the lease ended", exp.Sub(at))
+	assert.True(t, at.Before(exp), "%s: died at %s, the lease ended at %s", msg, at.Format(time.StampMilli), exp.Format(time.StampMilli))
+}
+
 // TestRunLost: when the lease cannot be renewed, the command gets SIGTERM
 // before the lease expires, and run exits 76.
 func TestRunLost(t *testing.T) {
 	s := launch.Hasp(t, nil, "--store", "memory:")
 	proxy := renewBreaker(t, s.URL)
-	start := time.Now()
-	code, out, errOut := hasp(t, proxy, "run", "lost", "--ttl", "2s", "--", "sh", "-c", `sleep 30 & trap 'echo got-term; kill $!; exit 0' TERM; wait`)
+	end := leaseEnd(t, s.URL, "lost")
+	pid, died := commandDeath(t)
+	code, out, errOut := hasp(t, proxy, "run", "lost", "--ttl", "2s", "--", "sh", "-c", pid+`sleep 30 & trap 'echo got-term; kill $!; exit 0' TERM; wait`)
+	diedBefore(t, died, end, "terminated before the 2 s lease could expire")
 	assert.Equal(t, exitLost, code, errOut)
 	assert.Contains(t, out, "got-term")
 	assert.Contains(t, errOut, "lost")
-	assert.Less(t, time.Since(start), 2*time.Second, "terminated before the 2 s lease could expire")
 }
 
 // TestRunLostKill: a command that ignores SIGTERM is killed after --grace.

@@ -31,7 +31,8 @@ HASP_LEASE_ID and HASP_LEADER_VALUE in its environment.
 
 If leadership is lost (or about to be: it could not be renewed in time),
 COMMAND gets SIGTERM, then SIGKILL after --grace or just before the lease can
-end, whichever comes first, and elect exits 76. The default safety margin
+end (by 100 ms or a quarter of the safety margin, whichever is more),
+whichever comes first, and elect exits 76. The default safety margin
 (TTL/10, at least 250 ms) is what the command has to stop in; raise --ttl for
 commands that need longer.
 

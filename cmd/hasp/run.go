@@ -124,8 +124,11 @@ func runLocked(ctx context.Context, c *client.Client, name string, argv []string
 				d := grace
 				if capKill {
 					// Kill it before the lease can end at the latest (its
-					// safety deadline plus margin, by this process's clock).
-					d = max(min(d, time.Until(l.Deadline().Add(l.SafetyMargin()-50*time.Millisecond))), 0)
+					// safety deadline plus margin, by this process's clock),
+					// leaving room for a late timer on a loaded host, or a
+					// container throttled for part of a 100 ms CPU period.
+					m := l.SafetyMargin()
+					d = max(min(d, time.Until(l.Deadline().Add(m-max(100*time.Millisecond, m/4)))), 0)
 				}
 				kill = time.After(d)
 			}
