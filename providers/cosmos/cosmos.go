@@ -192,10 +192,10 @@
 // permit), which fits; metadata made of characters JSON escapes (quotes,
 // control characters) can make a permit about 8.3 KB, and then only about
 // 240 permits fit. A write over the limit (413) fails with
-// lock.ErrRecordTooLarge (HTTP 409 record_too_large), and writes nothing. Request units grow with the
-// item: by Microsoft's published table (Session consistency, default
-// indexing; the emulator charges 1 RU for everything, so this is not
-// measured here), a point read costs about 10 RU at 128 KB, 20 at 256 KB
+// lock.ErrRecordTooLarge (HTTP 409 record_too_large), and writes nothing.
+// Request units grow with the item: by Microsoft's published table
+// (Session consistency, default indexing; the emulator charges 1 RU for
+// everything, so this is not measured here), a point read costs about 10 RU at 128 KB, 20 at 256 KB
 // and 146 at 1 MB, a replace about 48, 98 and 625. So one semaphore
 // operation (a read and a replace) on a table of 1000 short permits costs
 // about 70 RU, on one of 1000 maximal permits (1.44 MB) about 1,100 RU,
