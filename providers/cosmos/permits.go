@@ -7,7 +7,6 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/data/azcosmos"
 
-	"github.com/hasplock/hasp/lock"
 	"github.com/hasplock/hasp/providers"
 )
 
@@ -101,7 +100,7 @@ func (p *Provider) StorePermits(ctx context.Context, name string, prev providers
 	case s == http.StatusPreconditionFailed || s == http.StatusConflict || s == http.StatusNotFound:
 		return 0, fmt.Errorf("cosmos: permits of %q: %w", name, providers.ErrConflict)
 	case s == http.StatusRequestEntityTooLarge:
-		return 0, fmt.Errorf("cosmos: the permit table of %q (%d permits, a %d-byte string) does not fit in one Cosmos DB item (2 MB): %w: %w", name, len(t.Holders), len(d.Permits), lock.ErrRecordTooLarge, err)
+		return 0, fmt.Errorf("cosmos: the permit table of %q (%d permits, a %d-byte string) does not fit in one Cosmos DB item (2 MB): %w", name, len(t.Holders), len(d.Permits), mapErr(err))
 	}
 	return 0, mapErr(err)
 }

@@ -514,7 +514,7 @@ func (p *Provider) StorePermits(ctx context.Context, name string, prev providers
 		Then(clientv3.OpPut(key, val)).
 		Commit()
 	if tooLarge(err) {
-		return 0, fmt.Errorf("etcd: the permit table of %q (%d permits, a %d-byte value) is larger than etcd takes in one request: %w: %w", name, len(t.Holders), len(val), lock.ErrRecordTooLarge, err)
+		return 0, fmt.Errorf("etcd: the permit table of %q (%d permits, a %d-byte value) is larger than etcd takes in one request: %w", name, len(t.Holders), len(val), mapErr(err))
 	}
 	if err != nil {
 		return 0, mapErr(err)
